@@ -1,0 +1,5 @@
+/** The {@code loadstone} command line: inspect, verify and the other commands. */
+module dev.loadstone.cli {
+  requires dev.loadstone.core;
+  requires com.fasterxml.jackson.core;
+}

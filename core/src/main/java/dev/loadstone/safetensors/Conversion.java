@@ -1,0 +1,128 @@
+package dev.loadstone.safetensors;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Objects;
+
+/** Element-wise copies between dtypes, with fast paths for the common float conversions. */
+final class Conversion {
+  private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private Conversion() {}
+
+  /** Whether {@link #convert} supports copying {@code from} into {@code to}. */
+  static boolean supports(DType from, DType to) {
+    if (from == to) {
+      return true;
+    }
+    boolean realSource = from != DType.C64;
+    boolean floatTarget = to == DType.F32 || to == DType.F16 || to == DType.BF16 || to == DType.F64;
+    return realSource && floatTarget;
+  }
+
+  /**
+   * Copies {@code count} elements starting at element {@code first} of {@code source} (of
+   * dtype {@code from}) to {@code target} at byte {@code targetOffset}, as dtype {@code to}.
+   */
+  static void convert(MemorySegment source, DType from, long first, MemorySegment target,
+      long targetOffset, DType to, long count) {
+    if (!supports(from, to)) {
+      throw new UnsupportedOperationException("cannot convert " + from + " to " + to
+          + ": conversions go from real dtypes to F32, F16, BF16 or F64");
+    }
+    if (from == to) {
+      long bits = from.bits();
+      if ((first * bits) % 8 != 0 || (count * bits) % 8 != 0) {
+        throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") of "
+            + from + " do not start and end on byte boundaries");
+      }
+      MemorySegment.copy(source, first * bits / 8, target, targetOffset, count * bits / 8);
+      return;
+    }
+    long targetBytes = Math.multiplyExact(count, (long) to.bits() / 8);
+    Objects.checkFromIndexSize(targetOffset, targetBytes, target.byteSize());
+    if (to == DType.F32 && from == DType.BF16) {
+      bf16ToF32(source, first * 2, target, targetOffset, count);
+    } else if (to == DType.F32 && from == DType.F16) {
+      f16ToF32(source, first * 2, target, targetOffset, count);
+    } else if (from == DType.F32 && to == DType.BF16) {
+      f32ToBf16(source, first * 4, target, targetOffset, count);
+    } else if (from == DType.F32 && to == DType.F16) {
+      f32ToF16(source, first * 4, target, targetOffset, count);
+    } else {
+      general(source, from, first, target, targetOffset, to, count);
+    }
+  }
+
+  private static void bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
+      int bits = (source.get(SHORT, sourceOffset + 2 * i) & 0xFFFF) << 16;
+      target.set(INT, targetOffset + 4 * i, bits);
+    }
+  }
+
+  private static void f16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
+      target.set(FLOAT, targetOffset + 4 * i, Float.float16ToFloat(source.get(SHORT, sourceOffset + 2 * i)));
+    }
+  }
+
+  private static void f32ToBf16(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
+      target.set(SHORT, targetOffset + 2 * i, DType.floatToBFloat16(source.get(FLOAT, sourceOffset + 4 * i)));
+    }
+  }
+
+  private static void f32ToF16(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
+      target.set(SHORT, targetOffset + 2 * i, Float.floatToFloat16(source.get(FLOAT, sourceOffset + 4 * i)));
+    }
+  }
+
+  private static void general(MemorySegment source, DType from, long first, MemorySegment target,
+      long targetOffset, DType to, long count) {
+    int bytes = to.bits() / 8;
+    for (long i = 0; i < count; i++) {
+      long raw = readBits(source, from, first + i);
+      long offset = targetOffset + i * bytes;
+      switch (to) {
+        case F64 -> target.set(LONG, offset, Double.doubleToRawLongBits(from.decodeDouble(raw)));
+        case F32 -> target.set(FLOAT, offset, from.decodeFloat(raw));
+        case F16, BF16 -> target.set(SHORT, offset, (short) to.encodeFloat(from.decodeFloat(raw)));
+        default -> throw new AssertionError(to);
+      }
+    }
+  }
+
+  /** The raw bits of element {@code index}, zero-extended. */
+  static long readBits(MemorySegment data, DType dtype, long index) {
+    int bits = dtype.bits();
+    return switch (bits) {
+      case 8 -> data.get(ValueLayout.JAVA_BYTE, index) & 0xFFL;
+      case 16 -> data.get(SHORT, index * 2) & 0xFFFFL;
+      case 32 -> data.get(INT, index * 4) & 0xFFFF_FFFFL;
+      case 64 -> data.get(LONG, index * 8);
+      default -> readPackedBits(data, index, bits);
+    };
+  }
+
+  /** Reads element {@code index} of a densely packed sub-byte type (LSB-first bit order). */
+  private static long readPackedBits(MemorySegment data, long index, int bits) {
+    long bitPosition = index * bits;
+    long byteIndex = bitPosition >>> 3;
+    int shift = (int) (bitPosition & 7);
+    int word = data.get(ValueLayout.JAVA_BYTE, byteIndex) & 0xFF;
+    if (shift + bits > 8) {
+      word |= (data.get(ValueLayout.JAVA_BYTE, byteIndex + 1) & 0xFF) << 8;
+    }
+    return (word >>> shift) & ((1 << bits) - 1);
+  }
+}

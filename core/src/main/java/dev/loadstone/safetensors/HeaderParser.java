@@ -1,0 +1,329 @@
+package dev.loadstone.safetensors;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
+import dev.loadstone.safetensors.SafeTensorsException.Reason;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Parses and validates a safetensors header with a streaming JSON tokenizer under explicit
+ * limits, so that no input costs more than linear time and memory in its length.
+ *
+ * <p>The rules are those of the reference implementation ({@code safetensors/src/tensor.rs}),
+ * stricter where the format's text is: duplicate tensor names are rejected, not overwritten.
+ */
+final class HeaderParser {
+  /** The reference implementation's cap on the header length. */
+  static final long MAX_HEADER_LENGTH = 100_000_000L;
+
+  static final String METADATA_KEY = "__metadata__";
+
+  /** Header entries never nest deeper than 3; unknown fields may carry a little structure. */
+  private static final int MAX_NESTING_DEPTH = 64;
+  /** 2^64 has 20 digits; a longer number cannot be a valid dimension or offset. */
+  private static final int MAX_NUMBER_LENGTH = 64;
+
+  private static final JsonFactory JSON = JsonFactory.builder()
+      .streamReadConstraints(StreamReadConstraints.builder()
+          .maxNestingDepth(MAX_NESTING_DEPTH)
+          .maxNumberLength(MAX_NUMBER_LENGTH)
+          .maxStringLength((int) MAX_HEADER_LENGTH)
+          .maxNameLength((int) MAX_HEADER_LENGTH)
+          .maxDocumentLength(MAX_HEADER_LENGTH)
+          .maxTokenCount(MAX_HEADER_LENGTH)
+          .build())
+      // Names are unique per header: interning or canonicalizing them only costs memory and
+      // exposes the symbol table to crafted collisions.
+      .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
+      .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+      .build();
+
+  private final Path file;
+
+  private HeaderParser(Path file) {
+    this.file = file;
+  }
+
+  /**
+   * Parses {@code length} header bytes and validates every entry against a data section of
+   * {@code dataLength} bytes.
+   *
+   * @param file the file, for error messages; may be {@code null}
+   */
+  static Header parse(byte[] bytes, int offset, int length, long dataLength, Path file)
+      throws SafeTensorsException {
+    HeaderParser parser = new HeaderParser(file);
+    parser.requireUtf8(bytes, offset, length);
+    Header header = parser.parseJson(bytes, offset, length, dataLength);
+    parser.validateLayout(header.tensors(), dataLength);
+    return header;
+  }
+
+  private void requireUtf8(byte[] bytes, int offset, int length) throws SafeTensorsException {
+    try {
+      StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(bytes, offset, length));
+    } catch (CharacterCodingException e) {
+      throw fail(Reason.HEADER_NOT_UTF8, null, "invalid UTF-8 in the header: " + e.getMessage());
+    }
+    if (length >= 3 && (bytes[offset] & 0xFF) == 0xEF && (bytes[offset + 1] & 0xFF) == 0xBB
+        && (bytes[offset + 2] & 0xFF) == 0xBF) {
+      throw fail(Reason.HEADER_INVALID_JSON, null, "the header starts with a byte order mark");
+    }
+  }
+
+  private Header parseJson(byte[] bytes, int offset, int length, long dataLength)
+      throws SafeTensorsException {
+    try (JsonParser json = JSON.createParser(bytes, offset, length)) {
+      JsonToken first = json.nextToken();
+      if (first == null) {
+        throw fail(Reason.HEADER_INVALID_JSON, null, "the header holds no JSON value");
+      }
+      if (first != JsonToken.START_OBJECT) {
+        throw fail(Reason.HEADER_NOT_OBJECT, null, "the header is a JSON " + describe(first));
+      }
+      Map<String, String> metadata = null;
+      boolean metadataSeen = false;
+      List<TensorEntry> tensors = new ArrayList<>();
+      HashMap<String, Boolean> names = new HashMap<>();
+      JsonToken token;
+      while ((token = json.nextToken()) == JsonToken.FIELD_NAME) {
+        String name = json.currentName();
+        json.nextToken();
+        if (name.equals(METADATA_KEY)) {
+          if (metadataSeen) {
+            throw fail(Reason.INVALID_METADATA, null, "__metadata__ appears twice");
+          }
+          metadataSeen = true;
+          metadata = readMetadata(json);
+        } else {
+          if (names.putIfAbsent(name, Boolean.TRUE) != null) {
+            throw fail(Reason.DUPLICATE_TENSOR, name, "the name appears more than once");
+          }
+          tensors.add(readEntry(json, name));
+        }
+      }
+      if (token != JsonToken.END_OBJECT) {
+        throw fail(Reason.HEADER_INVALID_JSON, null, "unexpected " + describe(token));
+      }
+      JsonToken after = json.nextToken();
+      if (after != null) {
+        throw fail(Reason.HEADER_INVALID_JSON, null, "content after the JSON object: " + describe(after));
+      }
+      return new Header(metadata, tensors, dataLength);
+    } catch (StreamConstraintsException e) {
+      throw fail(Reason.HEADER_LIMIT_EXCEEDED, null, e.getOriginalMessage(), e);
+    } catch (JsonProcessingException e) {
+      throw fail(Reason.HEADER_INVALID_JSON, null, e.getOriginalMessage(), e);
+    } catch (IOException e) {
+      // Parsing a byte array does no I/O; anything here is a malformed document.
+      throw fail(Reason.HEADER_INVALID_JSON, null, String.valueOf(e.getMessage()), e);
+    }
+  }
+
+  private Map<String, String> readMetadata(JsonParser json) throws IOException {
+    JsonToken token = json.currentToken();
+    if (token == JsonToken.VALUE_NULL) {
+      return null;
+    }
+    if (token != JsonToken.START_OBJECT) {
+      throw fail(Reason.INVALID_METADATA, null, "__metadata__ is a JSON " + describe(token));
+    }
+    Map<String, String> metadata = new LinkedHashMap<>();
+    while (json.nextToken() == JsonToken.FIELD_NAME) {
+      String key = json.currentName();
+      JsonToken value = json.nextToken();
+      if (value != JsonToken.VALUE_STRING) {
+        throw fail(Reason.INVALID_METADATA, null,
+            "__metadata__ value of '" + key + "' is a JSON " + describe(value));
+      }
+      if (metadata.putIfAbsent(key, json.getText()) != null) {
+        throw fail(Reason.INVALID_METADATA, null, "__metadata__ key '" + key + "' appears twice");
+      }
+    }
+    return Collections.unmodifiableMap(metadata);
+  }
+
+  private TensorEntry readEntry(JsonParser json, String name) throws IOException {
+    JsonToken token = json.currentToken();
+    if (token != JsonToken.START_OBJECT) {
+      throw fail(Reason.INVALID_TENSOR_ENTRY, name, "the entry is a JSON " + describe(token));
+    }
+    DType dtype = null;
+    long[] shape = null;
+    long[] offsets = null;
+    while (json.nextToken() == JsonToken.FIELD_NAME) {
+      String field = json.currentName();
+      JsonToken value = json.nextToken();
+      switch (field) {
+        case "dtype" -> {
+          requireFirst(dtype, field, name);
+          if (value != JsonToken.VALUE_STRING) {
+            throw fail(Reason.INVALID_TENSOR_ENTRY, name, "dtype is a JSON " + describe(value));
+          }
+          String dtypeName = json.getText();
+          dtype = DType.parse(dtypeName).orElseThrow(() -> fail(Reason.UNKNOWN_DTYPE, name,
+              "dtype \"" + abbreviate(dtypeName) + "\" is not one of " + Arrays.toString(DType.values())));
+        }
+        case "shape" -> {
+          requireFirst(shape, field, name);
+          shape = readIntegers(json, name, field, Reason.INVALID_DIMENSION);
+        }
+        case "data_offsets" -> {
+          requireFirst(offsets, field, name);
+          offsets = readIntegers(json, name, field, Reason.INVALID_OFFSETS);
+          if (offsets.length != 2) {
+            throw fail(Reason.INVALID_OFFSETS, name,
+                "data_offsets has " + offsets.length + " numbers, not 2");
+          }
+        }
+        default -> json.skipChildren();
+      }
+    }
+    if (dtype == null || shape == null || offsets == null) {
+      String missing = dtype == null ? "dtype" : shape == null ? "shape" : "data_offsets";
+      throw fail(Reason.MISSING_FIELD, name, "the entry has no " + missing);
+    }
+    return validateEntry(name, dtype, shape, offsets[0], offsets[1]);
+  }
+
+  private void requireFirst(Object seen, String field, String name) throws SafeTensorsException {
+    if (seen != null) {
+      throw fail(Reason.DUPLICATE_FIELD, name, field + " appears twice");
+    }
+  }
+
+  /** Reads an array of non-negative integers that each fit in a signed 64-bit long. */
+  private long[] readIntegers(JsonParser json, String name, String field, Reason invalid)
+      throws IOException {
+    if (json.currentToken() != JsonToken.START_ARRAY) {
+      Reason reason = invalid == Reason.INVALID_OFFSETS ? invalid : Reason.INVALID_TENSOR_ENTRY;
+      throw fail(reason, name, field + " is a JSON " + describe(json.currentToken()));
+    }
+    long[] values = new long[4];
+    int count = 0;
+    JsonToken token;
+    while ((token = json.nextToken()) != JsonToken.END_ARRAY) {
+      if (token != JsonToken.VALUE_NUMBER_INT) {
+        String what = token == JsonToken.VALUE_NUMBER_FLOAT ? "a fractional number " + json.getText()
+            : "a JSON " + describe(token);
+        throw fail(invalid, name, field + " holds " + what);
+      }
+      if (json.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+        throw fail(invalid, name, field + " holds " + json.getText() + ", too large for 63 bits");
+      }
+      long value = json.getLongValue();
+      if (value < 0) {
+        throw fail(invalid, name, field + " holds the negative number " + value);
+      }
+      if (count == values.length) {
+        values = Arrays.copyOf(values, count * 2);
+      }
+      values[count++] = value;
+    }
+    return Arrays.copyOf(values, count);
+  }
+
+  private TensorEntry validateEntry(String name, DType dtype, long[] shape, long begin, long end)
+      throws SafeTensorsException {
+    long bits = dtype.bits();
+    long elements = 1;
+    for (long dim : shape) {
+      try {
+        elements = Math.multiplyExact(elements, dim);
+        Math.multiplyExact(elements, bits);
+      } catch (ArithmeticException e) {
+        throw fail(Reason.SIZE_OVERFLOW, name,
+            "shape " + Arrays.toString(shape) + " of " + dtype + " overflows 64 bits");
+      }
+    }
+    long totalBits = elements * bits;
+    if (totalBits % 8 != 0) {
+      throw fail(Reason.MISALIGNED_BITS, name, elements + " elements of " + dtype + " are "
+          + totalBits + " bits, not a whole number of bytes");
+    }
+    if (end < begin) {
+      throw fail(Reason.END_BEFORE_BEGIN, name, "data_offsets [" + begin + ", " + end + "]");
+    }
+    if (end - begin != totalBits / 8) {
+      throw fail(Reason.SIZE_MISMATCH, name, "data_offsets [" + begin + ", " + end + "] span "
+          + (end - begin) + " bytes, but shape " + Arrays.toString(shape) + " of " + dtype
+          + " needs " + totalBits / 8);
+    }
+    return new TensorEntry(name, dtype, shape, begin, end);
+  }
+
+  /** Sorts the entries into file order and checks they tile the data section exactly. */
+  private void validateLayout(List<TensorEntry> tensors, long dataLength) throws SafeTensorsException {
+    tensors.sort(Comparator.comparingLong(TensorEntry::begin).thenComparingLong(TensorEntry::end));
+    long position = 0;
+    for (TensorEntry entry : tensors) {
+      if (entry.begin() != position) {
+        if (position == 0) {
+          throw fail(Reason.FIRST_OFFSET_NOT_ZERO, entry.name(),
+              "the first tensor's data starts at " + entry.begin());
+        }
+        Reason reason = entry.begin() > position ? Reason.OFFSET_GAP : Reason.OFFSET_OVERLAP;
+        throw fail(reason, entry.name(), "data starts at " + entry.begin()
+            + ", but the previous tensor ends at " + position);
+      }
+      position = entry.end();
+    }
+    if (position > dataLength) {
+      String last = tensors.getLast().name();
+      throw fail(Reason.DATA_TRUNCATED, last, "the tensors need " + position
+          + " bytes of data, but the file has " + dataLength + " after the header");
+    }
+    if (position < dataLength) {
+      throw fail(Reason.TRAILING_BYTES, null, (dataLength - position)
+          + " bytes follow the last tensor's data (the tensors cover " + position + " of "
+          + dataLength + ")");
+    }
+  }
+
+  private SafeTensorsException fail(Reason reason, String tensor, String detail) {
+    return new SafeTensorsException(reason, file, tensor, detail);
+  }
+
+  private SafeTensorsException fail(Reason reason, String tensor, String detail, Throwable cause) {
+    return new SafeTensorsException(reason, file, tensor, detail, cause);
+  }
+
+  private static String describe(JsonToken token) {
+    if (token == null) {
+      return "end of input";
+    }
+    return switch (token) {
+      case START_OBJECT -> "object";
+      case START_ARRAY -> "array";
+      case VALUE_STRING -> "string";
+      case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "number";
+      case VALUE_TRUE, VALUE_FALSE -> "boolean";
+      case VALUE_NULL -> "null";
+      default -> token.asString() == null ? token.name() : token.asString();
+    };
+  }
+
+  private static String abbreviate(String text) {
+    return text.length() <= 40 ? text : text.substring(0, 40) + "...";
+  }
+}

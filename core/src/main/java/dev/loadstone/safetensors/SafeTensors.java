@@ -1,0 +1,215 @@
+package dev.loadstone.safetensors;
+
+import dev.loadstone.safetensors.SafeTensorsException.Reason;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Optional;
+
+/**
+ * An open {@code .safetensors} file: the whole file memory-mapped read-only, its header parsed
+ * and validated, and a zero-copy {@link TensorView} for each tensor.
+ *
+ * <pre>{@code
+ * try (SafeTensors file = SafeTensors.open(Path.of("model.safetensors"))) {
+ *   TensorView embed = file.tensor("model.embed_tokens.weight");
+ *   float first = embed.getFloat(0);
+ * }
+ * }</pre>
+ *
+ * <p>{@link #close()} unmaps the file at once. After it, every access to this object or to one
+ * of its views, from any thread, throws {@link IllegalStateException}; none can crash the JVM.
+ * Instances are safe to share between threads.
+ */
+public final class SafeTensors implements AutoCloseable {
+  private static final ValueLayout.OfLong LENGTH_LAYOUT =
+      ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private final Path path;
+  private final Arena arena;
+  private final long fileSize;
+  private final long headerLength;
+  private final Map<String, String> metadata;
+  private final List<TensorView> tensors;
+  private final Map<String, TensorView> byName;
+
+  private SafeTensors(Path path, Arena arena, long fileSize, long headerLength, Header header,
+      MemorySegment data) {
+    this.path = path;
+    this.arena = arena;
+    this.fileSize = fileSize;
+    this.headerLength = headerLength;
+    this.metadata = header.metadata();
+    List<TensorView> views = new ArrayList<>(header.tensors().size());
+    Map<String, TensorView> index = HashMap.newHashMap(header.tensors().size());
+    for (TensorEntry entry : header.tensors()) {
+      TensorView view = new TensorView(this, entry.name(), entry.dtype(), entry.shape(),
+          data.asSlice(entry.begin(), entry.byteLength()), entry.begin());
+      views.add(view);
+      index.put(entry.name(), view);
+    }
+    this.tensors = Collections.unmodifiableList(views);
+    this.byName = index;
+  }
+
+  /**
+   * Maps and validates a file. The mapping is released when the returned object is closed, or
+   * at once if validation fails.
+   *
+   * @throws SafeTensorsException if the file breaks a rule of the format
+   * @throws IOException if the file cannot be read or mapped
+   */
+  public static SafeTensors open(Path path) throws IOException {
+    try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+      long size = channel.size();
+      if (size < Long.BYTES) {
+        throw new SafeTensorsException(Reason.FILE_TOO_SMALL, path, null,
+            "the file has " + size + " bytes");
+      }
+      Arena arena = Arena.ofShared();
+      try {
+        MemorySegment file = map(channel, path, size, arena);
+        long headerLength = file.get(LENGTH_LAYOUT, 0);
+        if (headerLength < 0 || headerLength > HeaderParser.MAX_HEADER_LENGTH) {
+          throw new SafeTensorsException(Reason.HEADER_TOO_LARGE, path, null,
+              "the header length is " + Long.toUnsignedString(headerLength) + " bytes");
+        }
+        if (headerLength > size - Long.BYTES) {
+          throw new SafeTensorsException(Reason.HEADER_OUT_OF_BOUNDS, path, null,
+              "the header length is " + headerLength + " bytes, but only " + (size - Long.BYTES)
+                  + " bytes follow it");
+        }
+        byte[] json = file.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
+        long dataOffset = Long.BYTES + headerLength;
+        Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
+        return new SafeTensors(path, arena, size, headerLength, header, file.asSlice(dataOffset));
+      } catch (Throwable t) {
+        arena.close();
+        throw t;
+      }
+    }
+  }
+
+  private static MemorySegment map(FileChannel channel, Path path, long size, Arena arena)
+      throws IOException {
+    try {
+      return channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+    } catch (IOException e) {
+      throw new IOException(path + ": cannot map " + size + " bytes (" + e.getMessage()
+          + "); on Linux, check the address space limit (ulimit -v) and vm.max_map_count", e);
+    }
+  }
+
+  /** The file this was opened from. */
+  public Path path() {
+    return path;
+  }
+
+  /**
+   * The header's {@code __metadata__} map, in header order; empty when the header has none (or
+   * has {@code null}).
+   */
+  public Optional<Map<String, String>> metadata() {
+    return Optional.ofNullable(metadata);
+  }
+
+  /** Every tensor, in the order of their data in the file. */
+  public List<TensorView> tensors() {
+    return tensors;
+  }
+
+  /** The tensor names, in the order of their data in the file. */
+  public List<String> names() {
+    return tensors.stream().map(TensorView::name).toList();
+  }
+
+  /** Whether a tensor of this name exists. */
+  public boolean contains(String name) {
+    return byName.containsKey(name);
+  }
+
+  /** The tensor of this name, if any. */
+  public Optional<TensorView> find(String name) {
+    return Optional.ofNullable(byName.get(name));
+  }
+
+  /**
+   * The tensor of this name.
+   *
+   * @throws NoSuchElementException if the file holds no such tensor
+   */
+  public TensorView tensor(String name) {
+    TensorView view = byName.get(name);
+    if (view == null) {
+      throw new NoSuchElementException(path + ": no tensor named '" + name + "'");
+    }
+    return view;
+  }
+
+  /** The file's size in bytes. */
+  public long fileSize() {
+    return fileSize;
+  }
+
+  /** The length of the JSON header in bytes (without the 8-byte length before it). */
+  public long headerLength() {
+    return headerLength;
+  }
+
+  /** Where the data section starts in the file: {@code 8 + headerLength()}. */
+  public long dataOffset() {
+    return Long.BYTES + headerLength;
+  }
+
+  /** The total bytes of tensor data. */
+  public long dataLength() {
+    return fileSize - dataOffset();
+  }
+
+  /** Whether the file is still mapped. */
+  public boolean isOpen() {
+    return arena.scope().isAlive();
+  }
+
+  /**
+   * Unmaps the file. Idempotent. Waits for no reader: a read in progress on another thread
+   * either completes first or throws {@link IllegalStateException}.
+   */
+  @Override
+  public void close() {
+    if (!arena.scope().isAlive()) {
+      return;
+    }
+    try {
+      arena.close();
+    } catch (IllegalStateException e) {
+      if (arena.scope().isAlive()) {
+        throw e;
+      }
+      // another thread closed it first
+    }
+  }
+
+  /** The exception to throw when a view is used after {@link #close()}. */
+  IllegalStateException closedError(String tensor, RuntimeException cause) {
+    return new IllegalStateException(
+        path + ": closed; tensor '" + tensor + "' can no longer be read", cause);
+  }
+
+  @Override
+  public String toString() {
+    return "SafeTensors[" + path + ", " + tensors.size() + " tensors, " + fileSize + " bytes"
+        + (isOpen() ? "" : ", closed") + "]";
+  }
+}

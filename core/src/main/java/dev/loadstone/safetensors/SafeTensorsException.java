@@ -1,0 +1,134 @@
+package dev.loadstone.safetensors;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A file, header or tensor breaks a rule of the safetensors format. Carries the rule that failed
+ * as a {@link Reason}, the file, and the tensor's name where the rule concerns one tensor.
+ *
+ * <pre>{@code
+ * try (SafeTensors st = SafeTensors.open(path)) {
+ *   ...
+ * } catch (SafeTensorsException e) {
+ *   System.err.println(e.file().orElse(null) + ": " + e.reason() + ": " + e.reason().rule());
+ * }
+ * }</pre>
+ */
+public final class SafeTensorsException extends IOException {
+  private static final long serialVersionUID = 1L;
+
+  /** The rules of the format, one code each. */
+  public enum Reason {
+    /** The file is shorter than the 8-byte header length. */
+    FILE_TOO_SMALL("a file starts with an 8-byte little-endian header length"),
+    /** The header length exceeds the 100,000,000-byte cap. */
+    HEADER_TOO_LARGE("the header is at most 100,000,000 bytes long"),
+    /** The header length points past the end of the file. */
+    HEADER_OUT_OF_BOUNDS("the header lies within the file"),
+    /** The header bytes are not valid UTF-8. */
+    HEADER_NOT_UTF8("the header is UTF-8 text"),
+    /** The header is not well-formed JSON (or has content after the JSON value). */
+    HEADER_INVALID_JSON("the header is one well-formed JSON value"),
+    /** The header's JSON exceeds a parser limit (nesting depth, number or name length, size). */
+    HEADER_LIMIT_EXCEEDED("the header's JSON stays within the parser's limits"),
+    /** The header's JSON value is not an object. */
+    HEADER_NOT_OBJECT("the header is a JSON object"),
+    /** {@code __metadata__} is not a flat map of strings to strings. */
+    INVALID_METADATA("__metadata__ is an object whose values are all strings"),
+    /** A tensor name appears twice. */
+    DUPLICATE_TENSOR("each tensor name appears once"),
+    /** A tensor entry is not an object, or one of its fields has the wrong JSON type. */
+    INVALID_TENSOR_ENTRY("a tensor entry is an object with a string dtype and array shape and data_offsets"),
+    /** A tensor entry lacks {@code dtype}, {@code shape} or {@code data_offsets}. */
+    MISSING_FIELD("a tensor entry has the fields dtype, shape and data_offsets"),
+    /** A tensor entry names one of its fields twice. */
+    DUPLICATE_FIELD("a tensor entry names each field once"),
+    /** The dtype is not one of the format's names (case-sensitive). */
+    UNKNOWN_DTYPE("dtype is one of the format's dtype names"),
+    /** A dimension is negative, fractional or too large. */
+    INVALID_DIMENSION("each dimension is a non-negative integer that fits in 63 bits"),
+    /** {@code data_offsets} is not a pair of unsigned integers. */
+    INVALID_OFFSETS("data_offsets is a pair of non-negative integers"),
+    /** The number of elements times the bits per element overflows 64 bits. */
+    SIZE_OVERFLOW("the tensor's size in bits fits in 63 bits"),
+    /** The tensor's bits are not a whole number of bytes. */
+    MISALIGNED_BITS("the tensor's size in bits is a multiple of 8"),
+    /** The byte range's length is not elements × element size. */
+    SIZE_MISMATCH("end - begin equals the number of elements times the element size"),
+    /** A tensor's end offset lies before its begin offset. */
+    END_BEFORE_BEGIN("a tensor's end offset is not before its begin offset"),
+    /** The first tensor (by offset) does not start at 0. */
+    FIRST_OFFSET_NOT_ZERO("the first tensor's data starts at offset 0"),
+    /** Bytes between two tensors belong to neither. */
+    OFFSET_GAP("each tensor starts where the previous one ends (no gaps)"),
+    /** Two tensors share bytes. */
+    OFFSET_OVERLAP("each tensor starts where the previous one ends (no overlaps)"),
+    /** The file ends before the last tensor's data does. */
+    DATA_TRUNCATED("the file holds all of the tensors' data"),
+    /** The file goes on after the last tensor's data. */
+    TRAILING_BYTES("the file ends where the last tensor's data ends");
+
+    private final String rule;
+
+    Reason(String rule) {
+      this.rule = rule;
+    }
+
+    /** The rule, as a sentence fragment: what a valid file does. */
+    public String rule() {
+      return rule;
+    }
+  }
+
+  private final Reason reason;
+  private final transient Path file;
+  private final String tensor;
+
+  /**
+   * Creates an exception for a broken rule.
+   *
+   * @param reason the rule that failed
+   * @param file the file, or {@code null} when reading from memory
+   * @param tensor the tensor concerned, or {@code null}
+   * @param detail what was found, for the message
+   */
+  public SafeTensorsException(Reason reason, Path file, String tensor, String detail) {
+    super(message(reason, file, tensor, detail));
+    this.reason = Objects.requireNonNull(reason, "reason");
+    this.file = file;
+    this.tensor = tensor;
+  }
+
+  SafeTensorsException(Reason reason, Path file, String tensor, String detail, Throwable cause) {
+    this(reason, file, tensor, detail);
+    initCause(cause);
+  }
+
+  /** The rule that failed. */
+  public Reason reason() {
+    return reason;
+  }
+
+  /** The file that broke it, when the data came from a file. */
+  public Optional<Path> file() {
+    return Optional.ofNullable(file);
+  }
+
+  /** The tensor that broke it, when the rule concerns one tensor. */
+  public Optional<String> tensor() {
+    return Optional.ofNullable(tensor);
+  }
+
+  private static String message(Reason reason, Path file, String tensor, String detail) {
+    StringBuilder message = new StringBuilder();
+    message.append(file == null ? "<memory>" : file.toString()).append(": ").append(reason);
+    if (tensor != null) {
+      message.append(": tensor '").append(tensor).append('\'');
+    }
+    message.append(": ").append(detail).append(" (rule: ").append(reason.rule).append(')');
+    return message.toString();
+  }
+}
