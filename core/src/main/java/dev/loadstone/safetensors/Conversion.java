@@ -34,8 +34,11 @@ final class Conversion {
       throw new UnsupportedOperationException("cannot convert " + from + " to " + to
           + ": conversions go from real dtypes to F32, F16, BF16 or F64");
     }
+    long bits = from.bits();
+    // floor(byteSize * 8 / bits), without overflowing for any segment size
+    long sourceElements = source.byteSize() / bits * 8 + source.byteSize() % bits * 8 / bits;
+    Objects.checkFromIndexSize(first, count, sourceElements);
     if (from == to) {
-      long bits = from.bits();
       if ((first * bits) % 8 != 0 || (count * bits) % 8 != 0) {
         throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") of "
             + from + " do not start and end on byte boundaries");
@@ -96,10 +99,53 @@ final class Conversion {
       switch (to) {
         case F64 -> target.set(LONG, offset, Double.doubleToRawLongBits(from.decodeDouble(raw)));
         case F32 -> target.set(FLOAT, offset, from.decodeFloat(raw));
-        case F16, BF16 -> target.set(SHORT, offset, (short) to.encodeFloat(from.decodeFloat(raw)));
+        case F16, BF16 -> target.set(SHORT, offset, (short) to.encodeFloat(decodeRoundedToOdd(from, raw)));
         default -> throw new AssertionError(to);
       }
     }
+  }
+
+  /**
+   * Element {@code raw} of {@code from} as a float32 that rounds to F16 or BF16 exactly as the
+   * element's own value would: the value itself where a float32 holds it, else the value rounded
+   * to odd (truncated, last bit set). Rounding to nearest float32 first and then to 16 bits would
+   * round twice, and a value just above a 16-bit midpoint could land on the midpoint and round to
+   * even the wrong way. A float32 has at least two more significand bits than F16 and BF16 at every
+   * magnitude they reach, which is what makes round-to-odd then round-to-nearest-even exact.
+   */
+  private static float decodeRoundedToOdd(DType from, long raw) {
+    return switch (from) {
+      case F64 -> roundToOdd(Double.longBitsToDouble(raw));
+      case I32 -> roundToOdd((int) raw < 0, Math.abs((long) (int) raw));
+      case U32 -> roundToOdd(false, raw & 0xFFFF_FFFFL);
+      // Negating Long.MIN_VALUE gives itself, which read as unsigned is its magnitude 2^63.
+      case I64 -> roundToOdd(raw < 0, raw < 0 ? -raw : raw);
+      case U64 -> roundToOdd(false, raw);
+      default -> from.decodeFloat(raw); // every other type fits a float32 exactly
+    };
+  }
+
+  private static float roundToOdd(double value) {
+    float nearest = (float) value;
+    if (nearest == value || Double.isNaN(value)) {
+      return nearest;
+    }
+    int bits = Float.floatToRawIntBits(nearest);
+    if (Math.abs(nearest) > Math.abs(value)) {
+      bits--; // one step towards zero: floats are sign-magnitude
+    }
+    return Float.intBitsToFloat(bits | 1);
+  }
+
+  /** Rounds to odd the integer {@code magnitude} (unsigned) with the given sign. */
+  private static float roundToOdd(boolean negative, long magnitude) {
+    int shift = Math.max(0, 64 - Long.numberOfLeadingZeros(magnitude) - 24);
+    long kept = magnitude >>> shift;
+    if ((magnitude & ((1L << shift) - 1)) != 0) {
+      kept |= 1;
+    }
+    float value = Math.scalb((float) kept, shift);
+    return negative ? -value : value;
   }
 
   /** The raw bits of element {@code index}, zero-extended. */

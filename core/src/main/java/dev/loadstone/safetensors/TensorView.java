@@ -271,6 +271,10 @@ public final class TensorView {
     }
     try {
       if (outer == 1) {
+        // Slicing a segment does not touch its memory, so it would not notice a closed file.
+        if (!data.scope().isAlive()) {
+          throw new IllegalStateException("Already closed");
+        }
         MemorySegment part = data.asSlice(startBits / 8, blockElements * bits / 8);
         return new TensorView(file, name, dtype, sliced, part, file == null ? -1 : dataBegin + startBits / 8);
       }
