@@ -6,6 +6,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.Optional;
+import java.nio.file.Path;
 
 /**
  * One tensor: name, dtype, shape and its bytes as a read-only {@link MemorySegment}. A view of
@@ -119,6 +121,19 @@ public final class TensorView {
    */
   public MemorySegment segment() {
     return data;
+  }
+
+  /** The file this view maps, or empty for a view of other memory or a gathered slice. */
+  public Optional<Path> file() {
+    return file == null ? Optional.empty() : Optional.of(file.path());
+  }
+
+  /**
+   * Whether {@link #copyTo} can copy this tensor into {@code targetType}: always for the same
+   * dtype; otherwise from any real dtype (float, integer, BOOL) to F32, F16, BF16 or F64.
+   */
+  public boolean canCopyTo(DType targetType) {
+    return Conversion.supports(dtype, targetType);
   }
 
   /**
