@@ -2,10 +2,14 @@
  * Loadstone core: the safetensors format on {@code java.lang.foreign}.
  *
  * <p>{@link dev.loadstone.safetensors.SafeTensors} maps a file and hands out zero-copy
- * {@link dev.loadstone.safetensors.TensorView}s of its tensors.
+ * {@link dev.loadstone.safetensors.TensorView}s of its tensors;
+ * {@link dev.loadstone.safetensors.SafeTensorsWriter} writes one.
+ * {@link dev.loadstone.checkpoint.Checkpoint} opens a model directory, single-file or sharded;
+ * {@link dev.loadstone.checkpoint.CheckpointWriter} writes one.
  */
 module dev.loadstone.core {
   requires com.fasterxml.jackson.core;
 
   exports dev.loadstone.safetensors;
+  exports dev.loadstone.checkpoint;
 }
