@@ -1,0 +1,97 @@
+package dev.loadstone.store;
+
+import dev.loadstone.safetensors.DType;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a {@link VarStore#load} did, or in strict mode would have refused to do.
+ *
+ * <pre>{@code
+ * LoadReport report = store.load(checkpoint, LoadOptions.defaults().partial());
+ * if (!report.isComplete()) {
+ *   System.err.println(report.summary());
+ * }
+ * }</pre>
+ *
+ * @param mode the load mode
+ * @param loaded variables filled from the checkpoint, in the store's order
+ * @param missing variables of the store that no checkpoint tensor maps to
+ * @param unexpected checkpoint tensors (by their names in the checkpoint) that map to no
+ *     variable, or that a name rule dropped
+ * @param mismatches tensors that do not fit their variable (shape, or dtype where no conversion
+ *     is possible); never broadcast or reinterpreted
+ * @param conversions dtype conversions made while copying
+ * @param renamed checkpoint name to variable name, for each tensor whose name the mapping changed
+ * @param bytesRead bytes of tensor data read from the checkpoint (or bound, in ALIAS mode)
+ * @param bytesWritten bytes written into variables (0 in ALIAS mode)
+ * @param seconds wall time of the load, planning included
+ */
+public record LoadReport(LoadMode mode, List<String> loaded, List<String> missing, List<String> unexpected,
+    List<Mismatch> mismatches, List<Conversion> conversions, Map<String, String> renamed,
+    long bytesRead, long bytesWritten, double seconds) {
+
+  /** Copies the collections. */
+  public LoadReport {
+    loaded = List.copyOf(loaded);
+    missing = List.copyOf(missing);
+    unexpected = List.copyOf(unexpected);
+    mismatches = List.copyOf(mismatches);
+    conversions = List.copyOf(conversions);
+    renamed = Map.copyOf(renamed);
+  }
+
+  /** Whether every variable was filled: nothing missing, nothing mismatched. */
+  public boolean isComplete() {
+    return missing.isEmpty() && mismatches.isEmpty();
+  }
+
+  /** A tensor that does not fit its variable. */
+  public record Mismatch(String variable, String tensor, Path file, Kind kind, String expected, String found) {
+    /** What does not fit. */
+    public enum Kind {
+      /** The shapes differ. */
+      SHAPE,
+      /** The dtypes differ and the load mode cannot convert (ALIAS, or no such conversion). */
+      DTYPE
+    }
+
+    @Override
+    public String toString() {
+      return variable + ": " + kind.name().toLowerCase(java.util.Locale.ROOT) + " " + expected
+          + " in the store, " + found + " in " + file + " (tensor '" + tensor + "')";
+    }
+  }
+
+  /** A dtype conversion made on the way into a variable. */
+  public record Conversion(String variable, DType from, DType to) {}
+
+  /** A multi-line, human-readable account of the load. */
+  public String summary() {
+    StringBuilder text = new StringBuilder();
+    text.append(String.format("%s: %d loaded, %d missing, %d unexpected, %d mismatched, %d converted;"
+            + " %,d bytes read, %,d written in %.3f s",
+        mode, loaded.size(), missing.size(), unexpected.size(), mismatches.size(),
+        conversions.size(), bytesRead, bytesWritten, seconds));
+    appendList(text, "missing", missing);
+    appendList(text, "unexpected", unexpected);
+    appendList(text, "mismatched", mismatches.stream().map(Mismatch::toString).toList());
+    return text.toString();
+  }
+
+  private static void appendList(StringBuilder text, String title, List<String> items) {
+    int shown = Math.min(items.size(), 20);
+    for (int i = 0; i < shown; i++) {
+      text.append('\n').append("  ").append(title).append(": ").append(items.get(i));
+    }
+    if (items.size() > shown) {
+      text.append('\n').append("  ... and ").append(items.size() - shown).append(" more ").append(title);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return summary();
+  }
+}

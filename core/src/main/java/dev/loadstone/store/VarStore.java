@@ -1,0 +1,198 @@
+package dev.loadstone.store;
+
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.TensorView;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A model's variables, by hierarchical name, filled from safetensors checkpoints with one copy
+ * (or none). The Java counterpart of tch's {@code VarStore}, without its weak spots: files are
+ * mapped rather than read into memory, shapes must match exactly (never broadcast), and every
+ * tensor that does not fit is reported.
+ *
+ * <pre>{@code
+ * try (VarStore store = new VarStore();
+ *      Checkpoint checkpoint = Checkpoint.open(Path.of("Llama-3.2-1B"))) {
+ *   Scope model = store.root().sub("model");
+ *   model.sub("embed_tokens").zeros("weight", DType.F32, vocab, hidden);
+ *   ... // the rest of the model's variables
+ *   LoadReport report = store.load(checkpoint, LoadOptions.defaults());   // BF16 file -> F32
+ * }
+ * }</pre>
+ *
+ * <p>Variables are safe to read from many threads once loaded. Creating variables and loading
+ * are not meant to race with each other.
+ */
+public final class VarStore implements AutoCloseable {
+  private static final long ALIGNMENT = 64;
+
+  private final Arena arena = Arena.ofShared();
+  private final Map<String, Variable> variables = Collections.synchronizedMap(new LinkedHashMap<>());
+
+  /** Creates an empty store. */
+  public VarStore() {}
+
+  /**
+   * Creates a store with one variable per checkpoint tensor (names mapped by the options) and
+   * loads it. Float tensors are converted to {@link LoadOptions#createDType()} when set; other
+   * tensors keep their dtype. In ALIAS mode no conversion is possible and no memory is copied.
+   */
+  public static VarStore fromCheckpoint(Checkpoint checkpoint, LoadOptions options) throws IOException {
+    VarStore store = new VarStore();
+    try {
+      for (TensorView tensor : checkpoint.tensors()) {
+        Optional<String> name = options.names().apply(tensor.name());
+        if (name.isEmpty()) {
+          continue;
+        }
+        DType dtype = tensor.dtype();
+        if (tensor.dtype().isFloatingPoint() && options.createDType().isPresent()) {
+          dtype = options.createDType().get();
+        }
+        store.create(name.get(), dtype, tensor.shape(), Initializer.zeros());
+      }
+      store.load(checkpoint, options);
+      return store;
+    } catch (IOException | RuntimeException | Error e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /** The top of the name hierarchy. */
+  public Scope root() {
+    return new Scope(this, "");
+  }
+
+  /** Every variable, in creation order. */
+  public List<Variable> variables() {
+    synchronized (variables) {
+      return List.copyOf(variables.values());
+    }
+  }
+
+  /** The variable of this full name, if any. */
+  public Optional<Variable> find(String name) {
+    return Optional.ofNullable(variables.get(name));
+  }
+
+  /**
+   * The variable of this full name.
+   *
+   * @throws NoSuchElementException if there is none
+   */
+  public Variable variable(String name) {
+    Variable variable = variables.get(name);
+    if (variable == null) {
+      throw new NoSuchElementException("no variable named '" + name + "'");
+    }
+    return variable;
+  }
+
+  /** The total size of all variables in bytes. */
+  public long byteSize() {
+    return variables().stream().mapToLong(Variable::byteSize).sum();
+  }
+
+  /**
+   * Allocates and initializes every variable that has no memory yet, on {@code threads}
+   * threads: what a model does before it loads weights. Optional: variables otherwise get
+   * their memory on first use or when a COPY load fills them.
+   */
+  public void allocate(int threads) {
+    List<Variable> pending = variables().stream().filter(v -> !v.isBound()).toList();
+    AtomicInteger next = new AtomicInteger();
+    Parallel.run(threads, () -> {
+      int i;
+      while ((i = next.getAndIncrement()) < pending.size()) {
+        allocate(pending.get(i), true);
+      }
+    });
+  }
+
+  /**
+   * Loads a checkpoint's tensors into this store's variables.
+   *
+   * <p>Strict mode (the default) checks every pairing first and throws a {@link LoadException}
+   * with the whole report, before writing any variable, if a variable is missing from the
+   * checkpoint or a tensor does not fit its variable. Partial mode loads what fits and returns
+   * the report. Tensors that map to no variable are reported as unexpected in both modes.
+   *
+   * @throws LoadException if strict mode finds a problem, or reading fails midway (then no
+   *     variable of this load claims to be loaded)
+   */
+  public LoadReport load(Checkpoint checkpoint, LoadOptions options) throws LoadException {
+    requireOpen();
+    return new Loader(this, checkpoint, options).run();
+  }
+
+  /** Whether the store is open. */
+  public boolean isOpen() {
+    return arena.scope().isAlive();
+  }
+
+  /**
+   * Frees the memory of every owned variable. Reading a variable afterwards throws
+   * {@link IllegalStateException}. Aliased variables follow their checkpoint's lifetime.
+   */
+  @Override
+  public void close() {
+    if (arena.scope().isAlive()) {
+      arena.close();
+    }
+  }
+
+  Variable create(String name, DType dtype, long[] shape, Initializer initializer) {
+    requireOpen();
+    Variable variable = new Variable(this, name, dtype, shape, initializer);
+    if (variables.putIfAbsent(name, variable) != null) {
+      throw new IllegalArgumentException("the store already has a variable named '" + name + "'");
+    }
+    return variable;
+  }
+
+  /** Gives a variable owned memory if it has none, initialized or left zeroed. */
+  MemorySegment allocate(Variable variable, boolean initialize) {
+    synchronized (variable) {
+      MemorySegment memory = variable.memoryOrNull();
+      if (memory != null) {
+        return memory;
+      }
+      requireOpen();
+      MemorySegment owned = arena.allocate(Math.max(variable.byteSize(), 1), ALIGNMENT)
+          .asSlice(0, variable.byteSize());
+      if (initialize) {
+        variable.initializer().fill(owned, variable.dtype(), variable.elementCount());
+      }
+      variable.bindOwned(owned);
+      return owned;
+    }
+  }
+
+  private void requireOpen() {
+    if (!arena.scope().isAlive()) {
+      throw new IllegalStateException("the VarStore is closed");
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "VarStore[" + variables.size() + " variables, " + byteSize() + " bytes]";
+  }
+
+  /** A variable list, for the loader. */
+  List<Variable> snapshot() {
+    return new ArrayList<>(variables());
+  }
+}
