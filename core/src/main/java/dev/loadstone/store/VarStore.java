@@ -1,6 +1,9 @@
 package dev.loadstone.store;
 
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.safetensors.SafeTensorsWriter;
+import java.nio.file.Path;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
@@ -135,6 +138,27 @@ public final class VarStore implements AutoCloseable {
   public LoadReport load(Checkpoint checkpoint, LoadOptions options) throws LoadException {
     requireOpen();
     return new Loader(this, checkpoint, options).run();
+  }
+
+  /**
+   * Saves every variable to one safetensors file, atomically, in the canonical layout.
+   *
+   * @param metadata the {@code __metadata__} map, or {@code null} for none
+   */
+  public void save(Path file, Map<String, String> metadata) throws IOException {
+    SafeTensorsWriter.write(file, metadata, views());
+  }
+
+  /**
+   * Saves every variable as a Hugging Face model directory: one {@code model.safetensors}, or
+   * shards of at most {@code maxShardSize} bytes and {@code model.safetensors.index.json}.
+   */
+  public void save(Path directory, Map<String, String> metadata, long maxShardSize) throws IOException {
+    CheckpointWriter.write(directory, metadata, views(), maxShardSize);
+  }
+
+  private List<TensorView> views() {
+    return variables().stream().map(Variable::view).toList();
   }
 
   /** Whether the store is open. */
