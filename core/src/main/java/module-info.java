@@ -12,4 +12,5 @@ module dev.loadstone.core {
 
   exports dev.loadstone.safetensors;
   exports dev.loadstone.checkpoint;
+  exports dev.loadstone.store;
 }

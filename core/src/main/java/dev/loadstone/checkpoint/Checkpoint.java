@@ -237,6 +237,14 @@ public final class Checkpoint implements AutoCloseable {
     return shard;
   }
 
+  /**
+   * The file that describes this checkpoint: the index of a sharded checkpoint, else the single
+   * {@code .safetensors} file. For messages and reports.
+   */
+  public Path path() {
+    return index != null ? index : files.getFirst();
+  }
+
   /** The index file, for a sharded checkpoint. */
   public Optional<Path> index() {
     return Optional.ofNullable(index);
