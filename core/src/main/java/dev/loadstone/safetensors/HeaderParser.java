@@ -9,7 +9,9 @@ import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -76,18 +78,40 @@ final class HeaderParser {
     return header;
   }
 
+  /**
+   * Checks that the header is UTF-8 and that the JSON parser will read it as UTF-8. Decodes in
+   * small chunks: a 100 MB header must not cost a 200 MB {@code char} copy just to be checked.
+   */
   private void requireUtf8(byte[] bytes, int offset, int length) throws SafeTensorsException {
-    try {
-      StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(bytes, offset, length));
-    } catch (CharacterCodingException e) {
-      throw fail(Reason.HEADER_NOT_UTF8, null, "invalid UTF-8 in the header: " + e.getMessage());
+    CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT)
+        .onUnmappableCharacter(CodingErrorAction.REPORT);
+    ByteBuffer in = ByteBuffer.wrap(bytes, offset, length);
+    CharBuffer out = CharBuffer.allocate(8192);
+    CoderResult result;
+    do {
+      out.clear();
+      result = decoder.decode(in, out, true);
+      if (result.isError()) {
+        throw fail(Reason.HEADER_NOT_UTF8, null, "invalid UTF-8 at header byte "
+            + (in.position() - offset) + ": " + result);
+      }
+    } while (result.isOverflow());
+    out.clear();
+    if (decoder.flush(out).isError()) {
+      throw fail(Reason.HEADER_NOT_UTF8, null, "the header ends inside a UTF-8 sequence");
     }
     if (length >= 3 && (bytes[offset] & 0xFF) == 0xEF && (bytes[offset + 1] & 0xFF) == 0xBB
         && (bytes[offset + 2] & 0xFF) == 0xBF) {
       throw fail(Reason.HEADER_INVALID_JSON, null, "the header starts with a byte order mark");
+    }
+    // Jackson guesses the encoding of a byte array: a NUL among the first four bytes makes it
+    // read UTF-16 or UTF-32, so that the bytes 7B 00 7D 00 would pass as {}. JSON text never
+    // holds a raw NUL, so such a header is malformed in any case.
+    for (int i = 0; i < Math.min(length, 4); i++) {
+      if (bytes[offset + i] == 0) {
+        throw fail(Reason.HEADER_INVALID_JSON, null, "NUL byte at header byte " + i);
+      }
     }
   }
 
@@ -130,6 +154,10 @@ final class HeaderParser {
         throw fail(Reason.HEADER_INVALID_JSON, null, "content after the JSON object: " + describe(after));
       }
       return new Header(metadata, tensors, dataLength);
+    } catch (SafeTensorsException e) {
+      // Thrown above with its own reason; without this clause, the IOException clause below
+      // would relabel every one of them HEADER_INVALID_JSON.
+      throw e;
     } catch (StreamConstraintsException e) {
       throw fail(Reason.HEADER_LIMIT_EXCEEDED, null, e.getOriginalMessage(), e);
     } catch (JsonProcessingException e) {
@@ -216,8 +244,8 @@ final class HeaderParser {
   private long[] readIntegers(JsonParser json, String name, String field, Reason invalid)
       throws IOException {
     if (json.currentToken() != JsonToken.START_ARRAY) {
-      Reason reason = invalid == Reason.INVALID_OFFSETS ? invalid : Reason.INVALID_TENSOR_ENTRY;
-      throw fail(reason, name, field + " is a JSON " + describe(json.currentToken()));
+      throw fail(Reason.INVALID_TENSOR_ENTRY, name,
+          field + " is a JSON " + describe(json.currentToken()));
     }
     long[] values = new long[4];
     int count = 0;
@@ -229,7 +257,9 @@ final class HeaderParser {
         throw fail(invalid, name, field + " holds " + what);
       }
       if (json.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
-        throw fail(invalid, name, field + " holds " + json.getText() + ", too large for 63 bits");
+        String text = json.getText();
+        throw fail(invalid, name, field + " holds " + text
+            + (text.startsWith("-") ? ", a negative number" : ", too large for 63 bits"));
       }
       long value = json.getLongValue();
       if (value < 0) {
@@ -245,17 +275,25 @@ final class HeaderParser {
 
   private TensorEntry validateEntry(String name, DType dtype, long[] shape, long begin, long end)
       throws SafeTensorsException {
+    // Every product of dimensions must fit, not only the full one, whatever the order of the
+    // dimensions and even when one of them is 0: views compute strides and slice sizes from
+    // partial products. So multiply the non-zero dimensions, and the bits per element.
     long bits = dtype.bits();
-    long elements = 1;
+    long nonZeroBits = bits;
+    boolean empty = false;
     for (long dim : shape) {
+      if (dim == 0) {
+        empty = true;
+        continue;
+      }
       try {
-        elements = Math.multiplyExact(elements, dim);
-        Math.multiplyExact(elements, bits);
+        nonZeroBits = Math.multiplyExact(nonZeroBits, dim);
       } catch (ArithmeticException e) {
         throw fail(Reason.SIZE_OVERFLOW, name,
             "shape " + Arrays.toString(shape) + " of " + dtype + " overflows 64 bits");
       }
     }
+    long elements = empty ? 0 : nonZeroBits / bits;
     long totalBits = elements * bits;
     if (totalBits % 8 != 0) {
       throw fail(Reason.MISALIGNED_BITS, name, elements + " elements of " + dtype + " are "
@@ -276,9 +314,11 @@ final class HeaderParser {
   private void validateLayout(List<TensorEntry> tensors, long dataLength) throws SafeTensorsException {
     tensors.sort(Comparator.comparingLong(TensorEntry::begin).thenComparingLong(TensorEntry::end));
     long position = 0;
+    boolean first = true;
     for (TensorEntry entry : tensors) {
       if (entry.begin() != position) {
-        if (position == 0) {
+        // Not "position == 0": empty tensors at offset 0 may precede a gap.
+        if (first) {
           throw fail(Reason.FIRST_OFFSET_NOT_ZERO, entry.name(),
               "the first tensor's data starts at " + entry.begin());
         }
@@ -287,6 +327,7 @@ final class HeaderParser {
             + ", but the previous tensor ends at " + position);
       }
       position = entry.end();
+      first = false;
     }
     if (position > dataLength) {
       String last = tensors.getLast().name();

@@ -74,31 +74,51 @@ public final class SafeTensors implements AutoCloseable {
     try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = channel.size();
       if (size < Long.BYTES) {
-        throw new SafeTensorsException(Reason.FILE_TOO_SMALL, path, null,
-            "the file has " + size + " bytes");
+        throw fileTooSmall(path, size);
       }
       Arena arena = Arena.ofShared();
       try {
-        MemorySegment file = map(channel, path, size, arena);
-        long headerLength = file.get(LENGTH_LAYOUT, 0);
-        if (headerLength < 0 || headerLength > HeaderParser.MAX_HEADER_LENGTH) {
-          throw new SafeTensorsException(Reason.HEADER_TOO_LARGE, path, null,
-              "the header length is " + Long.toUnsignedString(headerLength) + " bytes");
-        }
-        if (headerLength > size - Long.BYTES) {
-          throw new SafeTensorsException(Reason.HEADER_OUT_OF_BOUNDS, path, null,
-              "the header length is " + headerLength + " bytes, but only " + (size - Long.BYTES)
-                  + " bytes follow it");
-        }
-        byte[] json = file.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
-        long dataOffset = Long.BYTES + headerLength;
-        Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
-        return new SafeTensors(path, arena, size, headerLength, header, file.asSlice(dataOffset));
+        return of(path, arena, map(channel, path, size, arena));
       } catch (Throwable t) {
         arena.close();
         throw t;
       }
     }
+  }
+
+  /**
+   * Validates a whole file image (length, header, data) that is already in memory. This is
+   * {@link #open}'s work without the file system, so that tests and the fuzz test can feed byte
+   * arrays directly. The result's {@link #close()} closes {@code arena}; on failure the caller
+   * still owns it.
+   *
+   * @param path the file, for error messages and {@link #path()}; may be {@code null}
+   * @param arena the arena {@code image} lives in
+   */
+  static SafeTensors of(Path path, Arena arena, MemorySegment image) throws SafeTensorsException {
+    long size = image.byteSize();
+    if (size < Long.BYTES) {
+      throw fileTooSmall(path, size);
+    }
+    long headerLength = image.get(LENGTH_LAYOUT, 0);
+    if (headerLength < 0 || headerLength > HeaderParser.MAX_HEADER_LENGTH) {
+      throw new SafeTensorsException(Reason.HEADER_TOO_LARGE, path, null,
+          "the header length is " + Long.toUnsignedString(headerLength) + " bytes");
+    }
+    if (headerLength > size - Long.BYTES) {
+      throw new SafeTensorsException(Reason.HEADER_OUT_OF_BOUNDS, path, null,
+          "the header length is " + headerLength + " bytes, but only " + (size - Long.BYTES)
+              + " bytes follow it");
+    }
+    byte[] json = image.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
+    long dataOffset = Long.BYTES + headerLength;
+    Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
+    return new SafeTensors(path, arena, size, headerLength, header, image.asSlice(dataOffset));
+  }
+
+  private static SafeTensorsException fileTooSmall(Path path, long size) {
+    return new SafeTensorsException(Reason.FILE_TOO_SMALL, path, null,
+        "the file has " + size + " bytes");
   }
 
   private static MemorySegment map(FileChannel channel, Path path, long size, Arena arena)

@@ -52,8 +52,11 @@ public final class SafeTensorsException extends IOException {
     INVALID_DIMENSION("each dimension is a non-negative integer that fits in 63 bits"),
     /** {@code data_offsets} is not a pair of unsigned integers. */
     INVALID_OFFSETS("data_offsets is a pair of non-negative integers"),
-    /** The number of elements times the bits per element overflows 64 bits. */
-    SIZE_OVERFLOW("the tensor's size in bits fits in 63 bits"),
+    /**
+     * The number of elements times the bits per element overflows 64 bits. Zero dimensions do not
+     * count: the other dimensions' product must fit too, as views compute strides from it.
+     */
+    SIZE_OVERFLOW("the tensor's size in bits, leaving out zero dimensions, fits in 63 bits"),
     /** The tensor's bits are not a whole number of bytes. */
     MISALIGNED_BITS("the tensor's size in bits is a multiple of 8"),
     /** The byte range's length is not elements × element size. */
