@@ -40,7 +40,8 @@ public final class Main {
   static final List<Command> COMMANDS = List.of(
       new InspectCommand(),
       new VerifyCommand(),
-      new DemoCommand());
+      new DemoCommand(),
+      new BenchCommand());
 
   private static final String DEBUG_ENV = "LOADSTONE_DEBUG";
   private static final Option HELP = Option.flag("--help", "show this help");

@@ -151,12 +151,14 @@ final class Loader {
         TensorView tensor = assignment.tensor();
         Variable variable = assignment.variable();
         try {
-          long targetOffset = variable.dtype().byteSize(chunk.first());
-          tensor.copyRangeTo(chunk.first(), chunk.count(), variable.memoryOrNull(), targetOffset, variable.dtype());
           long sourceOffset = tensor.dtype().byteSize(chunk.first());
           long sourceBytes = tensor.dtype().byteSize(chunk.count());
+          MemorySegment source = tensor.segment().asSlice(sourceOffset, sourceBytes);
+          NativeMemory.populate(source);
+          long targetOffset = variable.dtype().byteSize(chunk.first());
+          tensor.copyRangeTo(chunk.first(), chunk.count(), variable.memoryOrNull(), targetOffset, variable.dtype());
           if (release) {
-            PageRelease.release(tensor.segment().asSlice(sourceOffset, sourceBytes));
+            NativeMemory.release(source);
           }
           progress.onProgress(done.addAndGet(sourceBytes), bytesTotal, variable.name());
         } catch (RuntimeException | InternalError e) {

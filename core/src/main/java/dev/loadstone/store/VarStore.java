@@ -38,8 +38,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  * are not meant to race with each other.
  */
 public final class VarStore implements AutoCloseable {
-  private static final long ALIGNMENT = 64;
-
   private final Arena arena = Arena.ofShared();
   private final Map<String, Variable> variables = Collections.synchronizedMap(new LinkedHashMap<>());
 
@@ -186,7 +184,10 @@ public final class VarStore implements AutoCloseable {
     return variable;
   }
 
-  /** Gives a variable owned memory if it has none, initialized or left zeroed. */
+  /**
+   * Gives a variable owned memory if it has none: initialized and resident, as a model would
+   * have it, or just zeroed (not yet touched) when a load is about to overwrite it.
+   */
   MemorySegment allocate(Variable variable, boolean initialize) {
     synchronized (variable) {
       MemorySegment memory = variable.memoryOrNull();
@@ -194,10 +195,13 @@ public final class VarStore implements AutoCloseable {
         return memory;
       }
       requireOpen();
-      MemorySegment owned = arena.allocate(Math.max(variable.byteSize(), 1), ALIGNMENT)
-          .asSlice(0, variable.byteSize());
+      MemorySegment owned = NativeMemory.allocate(arena, variable.byteSize());
       if (initialize) {
-        variable.initializer().fill(owned, variable.dtype(), variable.elementCount());
+        if (variable.initializer() == Initializer.zeros()) {
+          NativeMemory.prefault(owned);
+        } else {
+          variable.initializer().fill(owned, variable.dtype(), variable.elementCount());
+        }
       }
       variable.bindOwned(owned);
       return owned;

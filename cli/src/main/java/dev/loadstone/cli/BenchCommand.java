@@ -1,0 +1,196 @@
+package dev.loadstone.cli;
+
+import com.fasterxml.jackson.core.JsonEncoding;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.StreamWriteFeature;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.store.LoadMode;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * {@code loadstone bench PATH}: how fast a checkpoint loads into a VarStore, beside a memcpy
+ * of the same size measured in the same process, with the memory it took.
+ */
+final class BenchCommand implements Command {
+  private static final JsonFactory JSON = JsonFactory.builder()
+      .disable(StreamWriteFeature.AUTO_CLOSE_TARGET)
+      .build();
+
+  @Override
+  public String name() {
+    return "bench";
+  }
+
+  @Override
+  public String synopsis() {
+    return "PATH [--mode copy|alias] [--dtype keep|F32|F16|BF16] [--threads N] [--runs N] [--json]";
+  }
+
+  @Override
+  public String summary() {
+    return "measure loading a checkpoint into variables, against memcpy";
+  }
+
+  @Override
+  public String description() {
+    return """
+        Reads PATH (a .safetensors file or model directory) through once so it is in the page
+        cache, then per run: creates and touches the variables as a model would (alloc), and
+        loads the checkpoint into them (COPY: the copy into existing variables; ALIAS: open +
+        bind). Reports the median load speed beside a memcpy of the same number of bytes on the
+        same threads, the page-cache residency of the files, and peak memory.
+        --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
+        when PATH holds none. --naive also times reading tensors into heap arrays and copying.
+        """;
+  }
+
+  @Override
+  public List<Option> options() {
+    return List.of(
+        Option.valued("--mode", "copy|alias", "COPY into owned variables (default) or ALIAS the mapping"),
+        Option.valued("--dtype", "keep|F32|F16|BF16", "the variables' dtype for float tensors (default keep)"),
+        Option.valued("--threads", "N", "loading threads (default: the number of cores)"),
+        Option.valued("--runs", "N", "timed runs (default 5)"),
+        Option.flag("--json", "print one JSON object"),
+        Option.flag("--naive", "also time the naive way: read into the heap, then copy"),
+        Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"));
+  }
+
+  @Override
+  public int run(Arguments args, PrintStream out, PrintStream err) throws Exception {
+    Path path = Path.of(args.requireOne("PATH"));
+    LoadMode mode = switch (args.value("--mode").orElse("copy").toLowerCase(Locale.ROOT)) {
+      case "copy" -> LoadMode.COPY;
+      case "alias" -> LoadMode.ALIAS;
+      default -> throw new UsageException("--mode is copy or alias, not '" + Text.oneLine(args.value("--mode").get()) + "'");
+    };
+    Optional<DType> dtype = parseDType(args.value("--dtype").orElse("keep"));
+    if (mode == LoadMode.ALIAS && dtype.isPresent()) {
+      throw new UsageException("--mode alias binds the file's bytes as they are: use --dtype keep");
+    }
+    int threads = positive(args, "--threads", Runtime.getRuntime().availableProcessors());
+    int runs = positive(args, "--runs", 5);
+    if (args.has("--synthetic") && !SyntheticLlama.existsIn(path)) {
+      if (Files.exists(path) && !Files.isDirectory(path)) {
+        throw new UsageException("--synthetic writes a model directory, but " + path + " is a file");
+      }
+      long start = System.nanoTime();
+      err.println("writing a synthetic Llama-3.2-1B-shaped checkpoint to " + path + " ...");
+      SyntheticLlama.write(path, 1234);
+      err.printf("written in %.1f s%n", (System.nanoTime() - start) / 1e9);
+    }
+    if (!Files.exists(path)) {
+      throw new java.nio.file.NoSuchFileException(path.toString());
+    }
+    LoadBenchmark.Result result = LoadBenchmark.run(
+        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive")));
+    if (args.has("--json")) {
+      writeJson(result, out);
+    } else {
+      writeText(result, out);
+    }
+    return Main.EXIT_OK;
+  }
+
+  private static Optional<DType> parseDType(String value) throws UsageException {
+    String upper = value.toUpperCase(Locale.ROOT);
+    return switch (upper) {
+      case "KEEP" -> Optional.empty();
+      case "F32", "F16", "BF16" -> Optional.of(DType.valueOf(upper));
+      default -> throw new UsageException("--dtype is keep, F32, F16 or BF16, not '" + Text.oneLine(value) + "'");
+    };
+  }
+
+  private static int positive(Arguments args, String option, int fallback) throws UsageException {
+    Optional<String> value = args.value(option);
+    if (value.isEmpty()) {
+      return fallback;
+    }
+    try {
+      int parsed = Integer.parseInt(value.get());
+      if (parsed >= 1) {
+        return parsed;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new UsageException(option + " needs a whole number of at least 1, not '" + Text.oneLine(value.get()) + "'");
+  }
+
+  private static void writeText(LoadBenchmark.Result r, PrintStream out) {
+    LoadBenchmark.Settings s = r.settings();
+    out.printf("%s: %d tensors in %d file(s), %s of tensor data%n", s.path(), r.tensors(), r.files(),
+        Text.size(r.bytes()));
+    out.printf("mode %s, dtype %s, %d thread(s), %d run(s); page cache residency %s%n", s.mode(),
+        s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs(),
+        r.residentFraction().isPresent() ? String.format("%.1f%%", 100 * r.residentFraction().getAsDouble()) : "unknown");
+    if (s.mode() == LoadMode.COPY) {
+      out.printf("alloc (create + touch variables): median %.3f s%n", r.medianAllocSeconds());
+      out.printf("load (copy into variables):       median %.3f s = %.2f GB/s written (%s written)%n",
+          r.medianSeconds(), r.medianGbps(), Text.size(r.bytesWritten()));
+    } else {
+      out.printf("load (open + bind aliases):       median %.1f ms (%.1f GB/s of tensors bound)%n",
+          r.medianSeconds() * 1e3, r.medianGbps());
+    }
+    out.printf("memcpy baseline, same process:           %.2f GB/s (%d thread(s))%n", r.memcpyGbps(), s.threads());
+    if (s.mode() == LoadMode.COPY) {
+      out.printf("load / memcpy:                           %.0f%%%n", 100 * r.medianGbps() / r.memcpyGbps());
+    }
+    if (r.naiveSeconds().isPresent()) {
+      out.printf("naive (heap read, then copy; 1 thread):  %.3f s = %.2f GB/s%n",
+          r.naiveSeconds().getAsDouble(), r.naiveGbps().getAsDouble());
+    }
+    out.printf("memory: anonymous %s before the runs, peak %s (+%s; variables %s); peak resident set %s%n",
+        Text.size(r.baselineAnonBytes()), Text.size(r.peakAnonBytes()),
+        Text.size(Math.max(0, r.peakAnonBytes() - r.baselineAnonBytes())), Text.size(r.bytesWritten()),
+        Text.size(r.peakRssBytes()));
+    out.print("runs (s):");
+    for (double run : r.runsSeconds()) {
+      out.printf(" %.3f", run);
+    }
+    out.println();
+  }
+
+  private static void writeJson(LoadBenchmark.Result r, PrintStream out) throws IOException {
+    LoadBenchmark.Settings s = r.settings();
+    try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
+      json.writeStartObject();
+      json.writeStringField("path", s.path().toString());
+      json.writeStringField("mode", s.mode().name().toLowerCase(Locale.ROOT));
+      json.writeStringField("dtype", s.dtype().map(DType::name).orElse("keep"));
+      json.writeNumberField("threads", s.threads());
+      json.writeNumberField("tensors", r.tensors());
+      json.writeNumberField("files", r.files());
+      json.writeNumberField("bytes", r.bytes());
+      json.writeNumberField("bytes_written", r.bytesWritten());
+      json.writeFieldName("alloc_seconds");
+      json.writeArray(r.allocSeconds(), 0, r.allocSeconds().length);
+      json.writeFieldName("runs_seconds");
+      json.writeArray(r.runsSeconds(), 0, r.runsSeconds().length);
+      json.writeNumberField("median_seconds", r.medianSeconds());
+      json.writeNumberField("median_gbps", r.medianGbps());
+      json.writeNumberField("memcpy_gbps", r.memcpyGbps());
+      if (r.residentFraction().isPresent()) {
+        json.writeNumberField("resident_fraction", r.residentFraction().getAsDouble());
+      } else {
+        json.writeNullField("resident_fraction");
+      }
+      json.writeNumberField("baseline_anon_bytes", r.baselineAnonBytes());
+      json.writeNumberField("peak_anon_bytes", r.peakAnonBytes());
+      json.writeNumberField("peak_rss_bytes", r.peakRssBytes());
+      if (r.naiveSeconds().isPresent()) {
+        json.writeNumberField("naive_seconds", r.naiveSeconds().getAsDouble());
+        json.writeNumberField("naive_gbps", r.naiveGbps().getAsDouble());
+      }
+      json.writeEndObject();
+    }
+    out.println();
+  }
+}

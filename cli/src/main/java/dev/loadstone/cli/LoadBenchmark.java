@@ -1,0 +1,243 @@
+package dev.loadstone.cli;
+
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
+import dev.loadstone.store.VarStore;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Measures loading a checkpoint into a {@link VarStore}, separating what this machine makes
+ * slow on its own: the files are read through first (page cache), variables are allocated and
+ * touched before the timed load (first touch of fresh memory is slow here), and a memcpy over
+ * the same number of bytes, between touched buffers, runs in the same process as the baseline.
+ */
+final class LoadBenchmark {
+
+  /** What to measure. @param dtype the variables' dtype for float tensors, or empty to keep */
+  record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive) {}
+
+  /** What was measured. Times in seconds, sizes in bytes. */
+  record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
+      double[] allocSeconds, double[] runsSeconds, double memcpyGbps, OptionalDouble residentFraction,
+      long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
+
+    double medianSeconds() {
+      return median(runsSeconds);
+    }
+
+    double medianAllocSeconds() {
+      return median(allocSeconds);
+    }
+
+    /** Bytes written per second of load; in ALIAS mode, bytes bound per second. */
+    double medianGbps() {
+      long counted = settings.mode() == LoadMode.ALIAS ? bytes : bytesWritten;
+      return counted / medianSeconds() / 1e9;
+    }
+
+    OptionalDouble naiveGbps() {
+      return naiveSeconds.isPresent()
+          ? OptionalDouble.of(bytesWritten / naiveSeconds.getAsDouble() / 1e9)
+          : OptionalDouble.empty();
+    }
+  }
+
+  private LoadBenchmark() {}
+
+  static Result run(Settings settings) throws IOException {
+    List<Path> files;
+    int tensorCount;
+    long bytes;
+    long bytesWritten = 0;
+    try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+      files = checkpoint.files();
+      tensorCount = checkpoint.tensors().size();
+      bytes = checkpoint.totalSize();
+      for (TensorView tensor : checkpoint.tensors()) {
+        bytesWritten += targetDType(tensor, settings).byteSize(tensor.elementCount());
+      }
+    }
+    if (settings.mode() == LoadMode.ALIAS) {
+      bytesWritten = 0;
+    }
+    PageCache.readThrough(files);
+    OptionalDouble resident = PageCache.residentFraction(files);
+
+    double[] alloc = new double[settings.runs()];
+    double[] runs = new double[settings.runs()];
+    long baselineAnon = ProcessMemory.anonymous();
+    long peakAnon;
+    try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
+      for (int run = 0; run < settings.runs(); run++) {
+        if (settings.mode() == LoadMode.ALIAS) {
+          runs[run] = aliasRun(settings, alloc, run);
+        } else {
+          runs[run] = copyRun(settings, alloc, run);
+        }
+      }
+      peakAnon = sampler.peak();
+    }
+    long peakRss = ProcessMemory.peakResident();
+    // After the runs, so its heap arrays count in neither their memory nor their baseline.
+    OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
+        ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
+    double memcpy = memcpyGbps(Math.max(bytesWritten, bytes), settings.threads());
+    return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy,
+        resident, baselineAnon, peakAnon, peakRss, naive);
+  }
+
+  private static DType targetDType(TensorView tensor, Settings settings) {
+    return tensor.dtype().isFloatingPoint() && settings.dtype().isPresent()
+        ? settings.dtype().get() : tensor.dtype();
+  }
+
+  /** Creates the store's variables as a model would: allocated and initialized. */
+  private static VarStore createVariables(Checkpoint checkpoint, Settings settings, boolean allocate) {
+    VarStore store = new VarStore();
+    for (TensorView tensor : checkpoint.tensors()) {
+      String[] parts = tensor.name().split("\\.");
+      var scope = store.root();
+      for (int i = 0; i < parts.length - 1; i++) {
+        scope = scope.sub(parts[i]);
+      }
+      scope.zeros(parts[parts.length - 1], targetDType(tensor, settings), tensor.shape());
+    }
+    if (allocate) {
+      store.allocate(settings.threads());
+    }
+    return store;
+  }
+
+  private static double copyRun(Settings settings, double[] alloc, int run) throws IOException {
+    try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+      long start = System.nanoTime();
+      try (VarStore store = createVariables(checkpoint, settings, true)) {
+        alloc[run] = (System.nanoTime() - start) / 1e9;
+        long loadStart = System.nanoTime();
+        LoadReport report = store.load(checkpoint, LoadOptions.defaults().withThreads(settings.threads()));
+        double seconds = (System.nanoTime() - loadStart) / 1e9;
+        requireComplete(report);
+        return seconds;
+      }
+    }
+  }
+
+  private static double aliasRun(Settings settings, double[] alloc, int run) throws IOException {
+    long start = System.nanoTime();
+    try (Checkpoint checkpoint = Checkpoint.open(settings.path());
+        VarStore store = createVariables(checkpoint, settings, false)) {
+      LoadReport report = store.load(checkpoint, LoadOptions.defaults().withMode(LoadMode.ALIAS));
+      double seconds = (System.nanoTime() - start) / 1e9;
+      alloc[run] = 0;
+      requireComplete(report);
+      return seconds;
+    }
+  }
+
+  /**
+   * The naive way, for comparison: read each tensor into a heap array, then copy (converting)
+   * into the variable; one thread, as such code usually runs.
+   */
+  private static double naiveLoad(Settings settings) throws IOException {
+    try (Checkpoint checkpoint = Checkpoint.open(settings.path());
+        VarStore store = createVariables(checkpoint, settings, true)) {
+      long start = System.nanoTime();
+      for (TensorView tensor : checkpoint.tensors()) {
+        Path file = tensor.file().orElseThrow();
+        long offset = tensor.dataOffsets()[0] + dataStart(checkpoint, file);
+        if (tensor.byteSize() > Integer.MAX_VALUE - 8) {
+          throw new IOException(tensor.name() + " is too large for a heap array");
+        }
+        byte[] heap = new byte[(int) tensor.byteSize()];
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+          ByteBuffer buffer = ByteBuffer.wrap(heap);
+          while (buffer.hasRemaining()) {
+            if (channel.read(buffer, offset + buffer.position()) < 0) {
+              throw new IOException(file + " ended early");
+            }
+          }
+        }
+        var variable = store.variable(tensor.name());
+        TensorView.of(tensor.name(), tensor.dtype(), tensor.shape(), MemorySegment.ofArray(heap))
+            .copyTo(variable.segment(), variable.dtype());
+      }
+      return (System.nanoTime() - start) / 1e9;
+    }
+  }
+
+  private static long dataStart(Checkpoint checkpoint, Path file) {
+    return checkpoint.shards().stream().filter(s -> s.path().equals(file)).findFirst().orElseThrow().dataOffset();
+  }
+
+  private static void requireComplete(LoadReport report) throws IOException {
+    if (!report.isComplete()) {
+      throw new IOException("the benchmark's load was incomplete: " + report.summary());
+    }
+  }
+
+  /**
+   * Copies {@code bytes} bytes between two touched buffers on {@code threads} threads; the
+   * median of three passes, in GB/s. Buffers are at most 1 GiB, reused until the count is met.
+   * The source is never a file mapping, so this is the bound for a load from the page cache.
+   */
+  static double memcpyGbps(long bytes, int threads) {
+    long size = Math.min(Math.max(bytes, 1 << 20), 1L << 30);
+    // The buffers come from a VarStore, so they are allocated exactly as the variables are.
+    try (VarStore buffers = new VarStore()) {
+      MemorySegment from = buffers.root().zeros("from", DType.U8, size).segment();
+      MemorySegment to = buffers.root().zeros("to", DType.U8, size).segment();
+      from.fill((byte) 1);
+      to.fill((byte) 2);
+      double[] seconds = new double[3];
+      for (int pass = 0; pass < seconds.length; pass++) {
+        long start = System.nanoTime();
+        long slice = (size / threads) & -64L;
+        AtomicInteger next = new AtomicInteger();
+        List<Thread> workers = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+          workers.add(Thread.ofPlatform().start(() -> {
+            int id = next.getAndIncrement();
+            long begin = id * slice;
+            long length = id == threads - 1 ? size - begin : slice;
+            for (long copied = 0; copied < bytes; copied += size) {
+              MemorySegment.copy(from, begin, to, begin, length);
+            }
+          }));
+        }
+        for (Thread worker : workers) {
+          try {
+            worker.join();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Double.NaN;
+          }
+        }
+        seconds[pass] = (System.nanoTime() - start) / 1e9;
+      }
+      long copiedBytes = ((bytes + size - 1) / size) * size;
+      return copiedBytes / median(seconds) / 1e9;
+    }
+  }
+
+  static double median(double[] values) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  }
+}

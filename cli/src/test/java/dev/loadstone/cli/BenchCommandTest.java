@@ -1,0 +1,106 @@
+package dev.loadstone.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.SafeTensorsWriter;
+import dev.loadstone.safetensors.TensorView;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class BenchCommandTest {
+  @TempDir Path dir;
+
+  /** A 3 MiB BF16 checkpoint of two tensors plus an integer one. */
+  private Path checkpoint() throws IOException {
+    Path file = dir.resolve("model.safetensors");
+    Arena arena = Arena.ofAuto();
+    MemorySegment big = arena.allocate(3L << 20);
+    big.fill((byte) 0x3c);
+    SafeTensorsWriter.write(file, Map.of("format", "pt"), List.of(
+        TensorView.of("model.w", DType.BF16, new long[] {1024, 1536}, big),
+        TensorView.of("model.n", DType.BF16, new long[] {64}, arena.allocate(128)),
+        TensorView.of("model.ids", DType.I32, new long[] {4}, arena.allocate(16))));
+    return file;
+  }
+
+  /** The numbers and arrays of a flat JSON object; arrays as their length. */
+  private static Map<String, Double> fields(String json) throws IOException {
+    Map<String, Double> fields = new HashMap<>();
+    try (JsonParser parser = new JsonFactory().createParser(json)) {
+      assertEquals(JsonToken.START_OBJECT, parser.nextToken());
+      while (parser.nextToken() == JsonToken.FIELD_NAME) {
+        String name = parser.currentName();
+        JsonToken value = parser.nextToken();
+        if (value == JsonToken.START_ARRAY) {
+          int count = 0;
+          while (parser.nextToken() != JsonToken.END_ARRAY) {
+            assertTrue(parser.getDoubleValue() >= 0, name);
+            count++;
+          }
+          fields.put(name, (double) count);
+        } else if (value.isNumeric()) {
+          fields.put(name, parser.getDoubleValue());
+        }
+      }
+    }
+    return fields;
+  }
+
+  @Test
+  void copyBenchmarkReportsBytesSpeedsAndMemoryAsJson() throws IOException {
+    Path file = checkpoint();
+    Cli.Result result = Cli.run("bench", file.toString(), "--dtype", "F32", "--runs", "3", "--threads", "2", "--json");
+    assertEquals(0, result.exit(), result.err());
+    Map<String, Double> json = fields(result.out());
+    long bytes = (3L << 20) + 128 + 16;
+    assertEquals(bytes, json.get("bytes").longValue());
+    assertEquals(2 * ((3L << 20) + 128) + 16, json.get("bytes_written").longValue(), "BF16 widened to F32");
+    assertEquals(3, json.get("runs_seconds").intValue());
+    assertEquals(3, json.get("alloc_seconds").intValue());
+    assertTrue(json.get("median_gbps") > 0);
+    assertTrue(json.get("memcpy_gbps") > 0);
+    double resident = json.get("resident_fraction");
+    assertTrue(resident >= 0 && resident <= 1, "a fraction: " + resident);
+    assertTrue(json.get("peak_anon_bytes") >= json.get("baseline_anon_bytes"));
+    assertTrue(json.get("peak_rss_bytes") > 0);
+  }
+
+  @Test
+  void aliasBenchmarkWritesNothing() throws IOException {
+    Path file = checkpoint();
+    Cli.Result result = Cli.run("bench", file.toString(), "--mode", "alias", "--runs", "2", "--json");
+    assertEquals(0, result.exit(), result.err());
+    Map<String, Double> json = fields(result.out());
+    assertEquals(0, json.get("bytes_written").longValue());
+    assertTrue(json.get("median_gbps") > 0);
+  }
+
+  @Test
+  void textReportComparesTheLoadWithMemcpyAndTheNaiveWay() throws IOException {
+    Cli.Result result = Cli.run("bench", checkpoint().toString(), "--runs", "1", "--naive");
+    assertEquals(0, result.exit(), result.err());
+    assertTrue(result.out().contains("load / memcpy:"), result.out());
+    assertTrue(result.out().contains("naive (heap read, then copy"), result.out());
+  }
+
+  @Test
+  void badOptionsAreUsageErrors() throws IOException {
+    Path file = checkpoint();
+    assertEquals(2, Cli.run("bench", file.toString(), "--mode", "alias", "--dtype", "F32").exit());
+    assertEquals(2, Cli.run("bench", file.toString(), "--runs", "0").exit());
+    assertEquals(2, Cli.run("bench", file.toString(), "--dtype", "F8").exit());
+    assertEquals(2, Cli.run("bench", dir.resolve("missing").toString()).exit());
+  }
+}
