@@ -12,26 +12,52 @@ final class Inputs {
 
   /**
    * The {@code .safetensors} file named by {@code argument}: it must exist and not be a
-   * directory (model directories are not supported yet).
+   * directory.
    *
    * @throws UsageException if the argument is not a valid path
    * @throws NoSuchFileException if nothing is there
    * @throws FileSystemException if it is a directory
    */
   static Path safetensorsFile(String argument) throws UsageException, FileSystemException {
-    Path path;
-    try {
-      path = Path.of(argument);
-    } catch (InvalidPathException e) {
-      throw new UsageException("not a valid path: '" + Text.oneLine(argument) + "'");
-    }
+    Path path = path(argument);
     if (Files.isDirectory(path)) {
-      throw new FileSystemException(argument, null,
-          "is a directory; model directories are not supported yet, name a .safetensors file");
+      throw new FileSystemException(argument, null, "is a directory; name a .safetensors file");
     }
     if (!Files.exists(path)) {
       throw new NoSuchFileException(argument);
     }
     return path;
+  }
+
+  /**
+   * The checkpoint named by {@code argument}, for
+   * {@link dev.loadstone.checkpoint.Checkpoint#open}: a {@code .safetensors} file, an index file
+   * or a model directory. It must exist; what it holds is checked when it is opened.
+   *
+   * @throws UsageException if the argument is not a valid path
+   * @throws NoSuchFileException if nothing is there
+   */
+  static Path checkpoint(String argument) throws UsageException, NoSuchFileException {
+    Path path = path(argument);
+    if (!Files.exists(path)) {
+      throw new NoSuchFileException(argument);
+    }
+    return path;
+  }
+
+  /**
+   * The path named by {@code argument}, which need not exist.
+   *
+   * @throws UsageException if the argument is empty or not a valid path
+   */
+  static Path path(String argument) throws UsageException {
+    if (argument.isEmpty()) {
+      throw new UsageException("an empty path");
+    }
+    try {
+      return Path.of(argument);
+    } catch (InvalidPathException e) {
+      throw new UsageException("not a valid path: '" + Text.oneLine(argument) + "'");
+    }
   }
 }

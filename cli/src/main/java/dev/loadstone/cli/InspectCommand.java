@@ -4,18 +4,21 @@ import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.StreamWriteFeature;
+import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * {@code loadstone inspect PATH [--json]}: the tensors of a file in file order, with dtype,
- * shape, size and data offsets, a summary and the metadata; or all of it as one JSON object.
+ * {@code loadstone inspect PATH [--json]}: the tensors of a checkpoint (a file, a model
+ * directory or an index) in file order, with dtype, shape, size, data offsets and, for several
+ * shards, the file; a summary and the metadata; or all of it as one JSON object.
  */
 final class InspectCommand implements Command {
   private static final JsonFactory JSON = JsonFactory.builder()
@@ -34,18 +37,24 @@ final class InspectCommand implements Command {
 
   @Override
   public String summary() {
-    return "list the tensors, sizes and metadata of a .safetensors file";
+    return "list the tensors and metadata of a file or model directory";
   }
 
   @Override
   public String description() {
     return """
-        The tensors are listed in file order (by data offset). Sizes are in bytes; data offsets
-        are [begin, end) within the data section, as written in the header.
+        PATH is a .safetensors file, a model directory (model.safetensors, or
+        model.safetensors.index.json and its shards) or an index file.
+
+        The tensors are listed in file order (shards in name order, each by data offset). Sizes
+        are in bytes; data offsets are [begin, end) within the data section of the tensor's
+        file, as written in its header. With several shards a FILE column names each tensor's
+        shard. The metadata is the first shard's.
 
         With --json, prints one JSON object:
           {"metadata": {...} or null, "total_bytes": N,
            "tensors": [{"name", "dtype", "shape", "data_offsets": [begin, end], "file"}, ...]}
+        where "file" is the name of the tensor's file (relative to the model directory).
         """;
   }
 
@@ -56,40 +65,92 @@ final class InspectCommand implements Command {
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
-    Path path = Inputs.safetensorsFile(args.requireOne("PATH"));
-    try (SafeTensors file = SafeTensors.open(path)) {
+    Path path = Inputs.checkpoint(args.requireOne("PATH"));
+    try (Checkpoint checkpoint = Checkpoint.open(path)) {
       if (args.has("--json")) {
-        writeJson(file, out);
+        writeJson(checkpoint, out);
       } else {
-        writeText(file, out);
+        writeText(checkpoint, out);
       }
     }
     return Main.EXIT_OK;
   }
 
-  private static void writeText(SafeTensors file, PrintStream out) {
-    out.println(Text.oneLine(file.path().toString()));
+  /**
+   * The name of each of the checkpoint's files as it should be shown: relative to the index's
+   * directory for a sharded checkpoint (as the index names it), else the file's name.
+   */
+  static Map<SafeTensors, String> fileNames(Checkpoint checkpoint) {
+    Map<SafeTensors, String> names = new IdentityHashMap<>();
+    Path directory = checkpoint.index()
+        .map(index -> index.toAbsolutePath().normalize().getParent())
+        .orElse(null);
+    for (SafeTensors shard : checkpoint.shards()) {
+      Path file = shard.path();
+      String name;
+      if (directory != null && file.isAbsolute() && file.startsWith(directory)) {
+        name = directory.relativize(file).toString();
+        if (!file.getFileSystem().getSeparator().equals("/")) {
+          name = name.replace(file.getFileSystem().getSeparator(), "/");
+        }
+      } else {
+        name = String.valueOf(file.getFileName());
+      }
+      names.put(shard, name);
+    }
+    return names;
+  }
+
+  private static void writeText(Checkpoint checkpoint, PrintStream out) throws IOException {
+    boolean sharded = checkpoint.shards().size() > 1;
+    Map<SafeTensors, String> fileNames = fileNames(checkpoint);
+    out.println(Text.oneLine(checkpoint.path().toString())
+        + (checkpoint.index().isPresent() ? " (" + Text.count(checkpoint.shards().size(), "shard") + ")" : ""));
     out.println();
     List<String[]> rows = new ArrayList<>();
-    rows.add(new String[] {"NAME", "DTYPE", "SHAPE", "BYTES", "DATA OFFSETS"});
-    long total = 0;
-    for (TensorView tensor : file.tensors()) {
-      long[] offsets = tensor.dataOffsets();
-      rows.add(new String[] {
-          Text.oneLine(tensor.name()),
-          tensor.dtype().name(),
-          Text.shape(tensor.shape()),
-          Text.grouped(tensor.byteSize()),
-          "[" + offsets[0] + ", " + offsets[1] + "]"});
-      total += tensor.byteSize();
+    rows.add(sharded
+        ? new String[] {"NAME", "DTYPE", "SHAPE", "BYTES", "FILE", "DATA OFFSETS"}
+        : new String[] {"NAME", "DTYPE", "SHAPE", "BYTES", "DATA OFFSETS"});
+    for (SafeTensors shard : checkpoint.shards()) {
+      String fileName = Text.oneLine(fileNames.get(shard));
+      for (TensorView tensor : shard.tensors()) {
+        long[] offsets = tensor.dataOffsets();
+        String name = Text.oneLine(tensor.name());
+        String dtype = tensor.dtype().name();
+        String shape = Text.shape(tensor.shape());
+        String bytes = Text.grouped(tensor.byteSize());
+        String range = "[" + offsets[0] + ", " + offsets[1] + "]";
+        rows.add(sharded
+            ? new String[] {name, dtype, shape, bytes, fileName, range}
+            : new String[] {name, dtype, shape, bytes, range});
+      }
     }
     Text.table(rows, "", 3).forEach(out::println);
     out.println();
-    out.println(file.tensors().size() + (file.tensors().size() == 1 ? " tensor, " : " tensors, ")
-        + Text.grouped(total) + " bytes of tensor data (" + Text.size(total) + "), header "
-        + Text.grouped(file.headerLength()) + " bytes, file " + Text.grouped(file.fileSize()) + " bytes");
+    long total = checkpoint.totalSize();
+    int count = checkpoint.tensors().size();
+    if (checkpoint.shards().size() == 1 && checkpoint.index().isEmpty()) {
+      SafeTensors file = checkpoint.shards().getFirst();
+      out.println(Text.count(count, "tensor") + ", " + Text.grouped(total) + " bytes of tensor data ("
+          + Text.size(total) + "), header " + Text.grouped(file.headerLength()) + " bytes, file "
+          + Text.grouped(file.fileSize()) + " bytes");
+    } else {
+      long onDisk = 0;
+      for (SafeTensors shard : checkpoint.shards()) {
+        onDisk += shard.fileSize();
+      }
+      String declared = "";
+      if (checkpoint.declaredTotalSize().isPresent()) {
+        long stated = checkpoint.declaredTotalSize().getAsLong();
+        declared = stated == total ? ", index total_size agrees"
+            : ", index total_size " + Text.grouped(stated) + " DIFFERS";
+      }
+      out.println(Text.count(count, "tensor") + ", " + Text.grouped(total) + " bytes of tensor data ("
+          + Text.size(total) + ") in " + Text.count(checkpoint.shards().size(), "file") + " of "
+          + Text.grouped(onDisk) + " bytes" + declared);
+    }
     out.println();
-    Map<String, String> metadata = file.metadata().orElse(null);
+    Map<String, String> metadata = checkpoint.metadata().orElse(null);
     if (metadata == null) {
       out.println("Metadata: none");
     } else if (metadata.isEmpty()) {
@@ -100,12 +161,12 @@ final class InspectCommand implements Command {
     }
   }
 
-  private static void writeJson(SafeTensors file, PrintStream out) throws IOException {
-    String fileName = file.path().getFileName().toString();
+  private static void writeJson(Checkpoint checkpoint, PrintStream out) throws IOException {
+    Map<SafeTensors, String> fileNames = fileNames(checkpoint);
     try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
       json.writeStartObject();
       json.writeFieldName("metadata");
-      Map<String, String> metadata = file.metadata().orElse(null);
+      Map<String, String> metadata = checkpoint.metadata().orElse(null);
       if (metadata == null) {
         json.writeNull();
       } else {
@@ -115,24 +176,23 @@ final class InspectCommand implements Command {
         }
         json.writeEndObject();
       }
-      long total = 0;
-      for (TensorView tensor : file.tensors()) {
-        total += tensor.byteSize();
-      }
-      json.writeNumberField("total_bytes", total);
+      json.writeNumberField("total_bytes", checkpoint.totalSize());
       json.writeArrayFieldStart("tensors");
-      for (TensorView tensor : file.tensors()) {
-        json.writeStartObject();
-        json.writeStringField("name", tensor.name());
-        json.writeStringField("dtype", tensor.dtype().name());
-        long[] shape = tensor.shape();
-        json.writeFieldName("shape");
-        json.writeArray(shape, 0, shape.length);
-        long[] offsets = tensor.dataOffsets();
-        json.writeFieldName("data_offsets");
-        json.writeArray(offsets, 0, offsets.length);
-        json.writeStringField("file", fileName);
-        json.writeEndObject();
+      for (SafeTensors shard : checkpoint.shards()) {
+        String fileName = fileNames.get(shard);
+        for (TensorView tensor : shard.tensors()) {
+          json.writeStartObject();
+          json.writeStringField("name", tensor.name());
+          json.writeStringField("dtype", tensor.dtype().name());
+          long[] shape = tensor.shape();
+          json.writeFieldName("shape");
+          json.writeArray(shape, 0, shape.length);
+          long[] offsets = tensor.dataOffsets();
+          json.writeFieldName("data_offsets");
+          json.writeArray(offsets, 0, offsets.length);
+          json.writeStringField("file", fileName);
+          json.writeEndObject();
+        }
       }
       json.writeEndArray();
       json.writeEndObject();

@@ -1,5 +1,6 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.checkpoint.CheckpointException;
 import dev.loadstone.safetensors.SafeTensorsException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -22,8 +23,8 @@ import java.util.Properties;
  * loadstone help [COMMAND] | --help | --version
  * </pre>
  *
- * <p>Exit codes: {@value #EXIT_OK} success; {@value #EXIT_INVALID} the file breaks a rule of the
- * format; {@value #EXIT_USAGE} a usage error, an I/O error or an unexpected error. With no
+ * <p>Exit codes: {@value #EXIT_OK} success; {@value #EXIT_INVALID} a file breaks a rule of the
+ * format, or a model directory a rule of checkpoints; {@value #EXIT_USAGE} a usage error, an I/O error or an unexpected error. With no
  * arguments the usage goes to stderr and the exit code is {@value #EXIT_USAGE}. Errors are one
  * line on stderr; stack traces only with {@code --debug} or the environment variable
  * {@code LOADSTONE_DEBUG=1}.
@@ -31,7 +32,7 @@ import java.util.Properties;
 public final class Main {
   /** Success. */
   public static final int EXIT_OK = 0;
-  /** The file breaks a rule of the safetensors format. */
+  /** A file breaks a rule of the safetensors format, or a model directory a rule of checkpoints. */
   public static final int EXIT_INVALID = 1;
   /** Usage error, I/O error, or an unexpected failure. */
   public static final int EXIT_USAGE = 2;
@@ -40,8 +41,9 @@ public final class Main {
   static final List<Command> COMMANDS = List.of(
       new InspectCommand(),
       new VerifyCommand(),
-      new DemoCommand(),
-      new BenchCommand());
+      new ConvertCommand(),
+      new BenchCommand(),
+      new DemoCommand());
 
   private static final String DEBUG_ENV = "LOADSTONE_DEBUG";
   private static final Option HELP = Option.flag("--help", "show this help");
@@ -126,6 +128,9 @@ public final class Main {
     } catch (SafeTensorsException e) {
       err.println(prefix + "invalid file: " + Text.describe(e));
       return failed(out, err, debug, e, EXIT_INVALID);
+    } catch (CheckpointException e) {
+      err.println(prefix + "invalid checkpoint: " + Text.describe(e));
+      return failed(out, err, debug, e, EXIT_INVALID);
     } catch (IOException e) {
       err.println(prefix + describe(e));
       return failed(out, err, debug, e, EXIT_USAGE);
@@ -204,7 +209,7 @@ public final class Main {
 
   private static void printExitCodes(PrintStream stream) {
     stream.println("Exit status: " + EXIT_OK + " success, " + EXIT_INVALID
-        + " the file breaks a rule of the safetensors format, " + EXIT_USAGE
+        + " a file or model directory breaks a rule of the format, " + EXIT_USAGE
         + " usage or I/O error.");
   }
 

@@ -1,5 +1,6 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.checkpoint.CheckpointException;
 import dev.loadstone.safetensors.SafeTensorsException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,6 +15,11 @@ final class Text {
   /** {@code 8974720} as {@code "8,974,720"}. */
   static String grouped(long value) {
     return String.format(Locale.ROOT, "%,d", value);
+  }
+
+  /** A count with its noun: {@code "1 tensor"}, {@code "1,024 tensors"}. */
+  static String count(long count, String noun) {
+    return grouped(count) + " " + noun + (count == 1 ? "" : "s");
   }
 
   /** A byte count in binary units: {@code "512 B"}, {@code "8.6 MiB"}. */
@@ -101,6 +107,32 @@ final class Text {
       line.append(" (rule: ").append(e.reason().rule()).append(')');
     }
     return oneLine(line.toString());
+  }
+
+  /**
+   * A one-line description of a broken rule of a model directory, naming the file, the reason
+   * code and the rule, as {@link #describe(SafeTensorsException)} does.
+   */
+  static String describe(CheckpointException e) {
+    String message = e.getMessage() == null ? "" : e.getMessage();
+    StringBuilder line = new StringBuilder();
+    String file = e.file().toString();
+    if (!message.startsWith(file)) {
+      line.append(file).append(": ");
+    }
+    if (!message.contains(e.reason().name())) {
+      line.append(e.reason().name()).append(": ");
+    }
+    line.append(message);
+    if (!message.contains(e.reason().rule())) {
+      line.append(" (rule: ").append(e.reason().rule()).append(')');
+    }
+    return oneLine(line.toString());
+  }
+
+  /** Seconds, for durations shown to people: {@code "3.25 s"}. */
+  static String seconds(long nanos) {
+    return String.format(Locale.ROOT, "%.2f s", nanos / 1e9);
   }
 
   /**

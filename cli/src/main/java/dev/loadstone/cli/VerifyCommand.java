@@ -1,16 +1,18 @@
 package dev.loadstone.cli;
 
-import dev.loadstone.safetensors.SafeTensors;
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.checkpoint.CheckpointException;
 import dev.loadstone.safetensors.SafeTensorsException;
-import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * {@code loadstone verify PATH}: checks the file against every rule of the format. Valid: one
- * {@code OK} line on stdout, exit 0. Invalid: one {@code INVALID} line on stderr naming the
- * file, the reason code and the rule, exit 1.
+ * {@code loadstone verify PATH}: checks a file against every rule of the format, or a model
+ * directory (or index) against the rules of checkpoints and every shard against the format.
+ * Valid: one {@code OK} line on stdout, exit 0. Invalid: one {@code INVALID} line on stderr
+ * naming the file, the reason code and the rule, exit 1.
  */
 final class VerifyCommand implements Command {
 
@@ -26,32 +28,44 @@ final class VerifyCommand implements Command {
 
   @Override
   public String summary() {
-    return "check that a .safetensors file follows every rule of the format";
+    return "check a file or model directory against every rule";
   }
 
   @Override
   public String description() {
     return """
-        Checks the header (length, UTF-8, JSON, metadata, every tensor entry) and the layout of
-        the data (tensors in order, no gaps, no overlaps, no trailing bytes).
-        Valid: prints "OK PATH: N tensors, B bytes" on stdout and exits 0.
-        Invalid: prints "INVALID PATH: REASON: ... (rule: ...)" on stderr and exits 1.
+        For a file: checks the header (length, UTF-8, JSON, metadata, every tensor entry) and
+        the layout of the data (tensors in order, no gaps, no overlaps, no trailing bytes).
+
+        For a model directory or an index file (model.safetensors.index.json): checks every
+        shard as above, and the index against the shards: it is well-formed, every shard it
+        names stays inside the directory and exists, every tensor it lists is in its shard,
+        every tensor of every shard is listed once, and metadata.total_size (when present)
+        equals the tensors' total bytes. A directory with neither model.safetensors nor an
+        index is invalid (NO_WEIGHTS).
+
+        Valid: prints "OK PATH: N tensors, B bytes" on stdout (for a directory or index
+        "OK PATH: N tensors in K files, B bytes") and exits 0.
+        Invalid: prints "INVALID FILE: REASON: ... (rule: ...)" on stderr and exits 1.
         """;
   }
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
-    Path path = Inputs.safetensorsFile(args.requireOne("PATH"));
-    try (SafeTensors file = SafeTensors.open(path)) {
-      long total = 0;
-      for (TensorView tensor : file.tensors()) {
-        total += tensor.byteSize();
-      }
-      int count = file.tensors().size();
-      out.println("OK " + Text.oneLine(path.toString()) + ": " + count
-          + (count == 1 ? " tensor, " : " tensors, ") + Text.grouped(total) + " bytes");
+    String argument = args.requireOne("PATH");
+    Path path = Inputs.checkpoint(argument);
+    try (Checkpoint checkpoint = Checkpoint.open(path)) {
+      checkpoint.checkTotalSize();
+      int count = checkpoint.tensors().size();
+      boolean plainFile = checkpoint.index().isEmpty() && !Files.isDirectory(path);
+      out.println("OK " + Text.oneLine(path.toString()) + ": " + Text.count(count, "tensor")
+          + (plainFile ? "" : " in " + Text.count(checkpoint.files().size(), "file")) + ", "
+          + Text.grouped(checkpoint.totalSize()) + " bytes");
       return Main.EXIT_OK;
     } catch (SafeTensorsException e) {
+      err.println("INVALID " + Text.describe(e));
+      return Main.EXIT_INVALID;
+    } catch (CheckpointException e) {
       err.println("INVALID " + Text.describe(e));
       return Main.EXIT_INVALID;
     }

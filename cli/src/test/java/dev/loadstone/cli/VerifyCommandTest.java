@@ -80,11 +80,11 @@ class VerifyCommandTest {
   }
 
   @Test
-  void directoryIsAnIoError() {
+  void directoryWithoutWeightsIsInvalid() {
     Cli.Result result = Cli.run("verify", dir.toString());
-    assertEquals(2, result.exit());
+    assertEquals(1, result.exit());
     assertEquals(1, result.errLines().size(), result.err());
-    assertTrue(result.err().startsWith("loadstone verify: " + dir + ": is a directory"), result.err());
+    assertTrue(result.err().startsWith("INVALID " + dir + ": NO_WEIGHTS: "), result.err());
   }
 
   @Test

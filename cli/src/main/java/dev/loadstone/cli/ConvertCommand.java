@@ -1,0 +1,343 @@
+package dev.loadstone.cli;
+
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.SafeTensorsWriter;
+import dev.loadstone.safetensors.TensorSpec;
+import dev.loadstone.safetensors.TensorView;
+import java.io.File;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * {@code loadstone convert IN OUT [--dtype F32|F16|BF16] [--max-shard-size SIZE]}: rewrites a
+ * checkpoint (file, model directory or index) with every floating-point tensor converted to one
+ * dtype, integer, BOOL and complex tensors unchanged, and the metadata kept. OUT is one
+ * {@code .safetensors} file, or with {@code --max-shard-size} a model directory written as
+ * Hugging Face writes one (shards and an index).
+ *
+ * <p>The data streams through in chunks of at most 16 MiB ({@link #CHUNK_BYTES}): unchanged
+ * tensors straight from the input's mapping to the output, converted ones through one reusable
+ * off-heap buffer; so memory stays small whatever the size of the checkpoint. The output is
+ * written atomically (temporary files renamed into place once complete).
+ */
+final class ConvertCommand implements Command {
+  /** The most bytes written in one step, and the size of the conversion buffer. */
+  static final int CHUNK_BYTES = 16 << 20;
+
+  /** The dtypes floating-point tensors may be converted to. */
+  static final List<DType> TARGETS = List.of(DType.F32, DType.F16, DType.BF16);
+
+  private final int chunkBytes;
+
+  ConvertCommand() {
+    this(CHUNK_BYTES);
+  }
+
+  /** A command that streams in chunks of {@code chunkBytes} (at least 64); tests use small ones. */
+  ConvertCommand(int chunkBytes) {
+    if (chunkBytes < 64) {
+      throw new IllegalArgumentException("chunks of at least 64 bytes, not " + chunkBytes);
+    }
+    this.chunkBytes = chunkBytes;
+  }
+
+  @Override
+  public String name() {
+    return "convert";
+  }
+
+  @Override
+  public String synopsis() {
+    return "IN OUT [--dtype DTYPE] [--max-shard-size SIZE]";
+  }
+
+  @Override
+  public String summary() {
+    return "rewrite a checkpoint, converting its float tensors, optionally sharded";
+  }
+
+  @Override
+  public String description() {
+    return """
+        IN is a .safetensors file, a model directory or an index file. The tensors and the
+        metadata (of the first shard, for a sharded IN) are written to OUT in the canonical
+        layout of the safetensors reference implementation.
+
+        --dtype converts every floating-point tensor (F64, F32, F16, BF16 and the 8-, 6- and
+        4-bit floats) to F32, F16 or BF16, rounding to nearest even; integer, BOOL and C64
+        tensors are copied unchanged. Without --dtype no value changes, so converting a file
+        writes the canonical serialization of its tensors.
+
+        Without --max-shard-size OUT is one .safetensors file; if OUT is an existing directory
+        or ends with '/', the file is OUT/model.safetensors. With --max-shard-size OUT is a
+        model directory (created if missing): shards model-00001-of-0000N.safetensors of at
+        most SIZE bytes of tensor data each (a larger tensor gets a shard of its own) and
+        model.safetensors.index.json, or model.safetensors alone if everything fits in one.
+        Files of an earlier checkpoint in OUT that would contradict the new one are deleted.
+        SIZE is e.g. 5GB, 500MB (powers of 1000), 2GiB (powers of 1024) or a number of bytes.
+
+        OUT may not be IN, nor (when OUT is a directory) the directory that holds IN's files.
+        Output files appear only once complete. On a terminal, a progress bar on stderr follows
+        inputs over 64 MiB; at the end one summary line goes to stdout.
+        """;
+  }
+
+  @Override
+  public List<Option> options() {
+    return List.of(
+        Option.valued("--dtype", "DTYPE", "convert floating-point tensors to F32, F16 or BF16"),
+        Option.valued("--max-shard-size", "SIZE", "write a sharded model directory, shards of at most SIZE"));
+  }
+
+  /** Parses a {@code --dtype} value: F32, F16 or BF16, in any case. */
+  static DType parseDtype(String text) throws UsageException {
+    for (DType dtype : TARGETS) {
+      if (dtype.name().equalsIgnoreCase(text.strip())) {
+        return dtype;
+      }
+    }
+    throw new UsageException("--dtype '" + Text.oneLine(text) + "' is not one of F32, F16, BF16");
+  }
+
+  @Override
+  public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
+    List<String> positional = args.require("IN", "OUT");
+    Optional<DType> dtype = args.value("--dtype").isPresent()
+        ? Optional.of(parseDtype(args.value("--dtype").get())) : Optional.empty();
+    Optional<Long> maxShardSize = args.value("--max-shard-size").isPresent()
+        ? Optional.of(ByteSize.parse("--max-shard-size", args.value("--max-shard-size").get()))
+        : Optional.empty();
+    String outArgument = positional.get(1);
+    Path out0 = Inputs.path(outArgument);
+    Path in = Inputs.checkpoint(positional.get(0));
+    boolean outIsDirectory = maxShardSize.isPresent() || Files.isDirectory(out0)
+        || outArgument.endsWith("/") || outArgument.endsWith(File.separator);
+
+    long begin = System.nanoTime();
+    try (Checkpoint checkpoint = Checkpoint.open(in)) {
+      Path target;
+      if (maxShardSize.isPresent()) {
+        if (Files.exists(out0) && !Files.isDirectory(out0)) {
+          throw new UsageException("OUT '" + Text.oneLine(outArgument)
+              + "' is a file; with --max-shard-size OUT is a directory");
+        }
+        target = out0;
+      } else {
+        target = outIsDirectory ? out0.resolve(Checkpoint.SINGLE_FILE_NAME) : out0;
+      }
+      refuseInPlace(checkpoint, outIsDirectory ? out0 : target, outIsDirectory, outArgument);
+
+      List<TensorSpec> specs = new ArrayList<>(checkpoint.tensors().size());
+      int converted = 0;
+      long bytesIn = 0;
+      for (TensorView tensor : checkpoint.tensors()) {
+        DType to = targetType(tensor.dtype(), dtype);
+        if (to != tensor.dtype()) {
+          converted++;
+        }
+        specs.add(new TensorSpec(tensor.name(), to, tensor.shape()));
+        bytesIn += tensor.byteSize();
+      }
+      Map<String, String> metadata = checkpoint.metadata().orElse(null);
+
+      Output output;
+      if (maxShardSize.isPresent()) {
+        output = Output.of(CheckpointWriter.create(target, metadata, specs, maxShardSize.get()));
+      } else {
+        if (outIsDirectory) {
+          Files.createDirectories(out0);
+        } else {
+          Path parent = target.toAbsolutePath().getParent();
+          if (parent != null && !Files.isDirectory(parent)) {
+            throw new NoSuchFileException(outArgument, null, "the output's directory does not exist");
+          }
+        }
+        output = Output.of(SafeTensorsWriter.create(target, metadata, specs));
+      }
+      long bytesOut;
+      ProgressBar progress = ProgressBar.forTerminal(err, "converting", bytesIn);
+      try (output) {
+        bytesOut = copy(checkpoint, output, progress);
+        output.commit();
+      } finally {
+        progress.finish();
+      }
+
+      long nanos = System.nanoTime() - begin;
+      String changed = dtype.isEmpty() ? "data unchanged"
+          : converted == 0 ? "none to convert to " + dtype.get()
+          : converted + " converted to " + dtype.get();
+      List<String> files = output.files();
+      String where = maxShardSize.isPresent()
+          ? Text.oneLine(target.toString()) + " (" + Text.count(files.size(), "file")
+              + (files.size() > 1 ? " + " + Checkpoint.INDEX_FILE_NAME : "") + ")"
+          : Text.oneLine(target.toString());
+      out.println("Wrote " + where + ": " + Text.count(specs.size(), "tensor") + " (" + changed
+          + "), " + Text.grouped(bytesIn) + " -> " + Text.grouped(bytesOut)
+          + " bytes of tensor data in " + Text.seconds(nanos));
+    }
+    return Main.EXIT_OK;
+  }
+
+  /** The dtype a tensor of dtype {@code from} is written as. */
+  static DType targetType(DType from, Optional<DType> requested) {
+    return requested.isPresent() && from.isFloatingPoint() ? requested.get() : from;
+  }
+
+  /**
+   * Refuses to write over the input: OUT may not be one of the input's files, nor, when OUT is
+   * a directory, the directory that holds one of them (the output's files would replace, or a
+   * sharded writer delete, the files being read).
+   */
+  private static void refuseInPlace(Checkpoint checkpoint, Path out, boolean directory,
+      String outArgument) throws IOException, UsageException {
+    if (!Files.exists(out)) {
+      return;
+    }
+    List<Path> inputs = new ArrayList<>(checkpoint.files());
+    checkpoint.index().ifPresent(inputs::add);
+    for (Path input : inputs) {
+      if (directory) {
+        Path parent = input.toAbsolutePath().getParent();
+        if (parent != null && Files.isSameFile(parent, out)) {
+          throw new UsageException("OUT '" + Text.oneLine(outArgument) + "' is the directory of the"
+              + " input (" + Text.oneLine(input.getFileName().toString())
+              + "); converting in place is not supported, write to another directory");
+        }
+      } else if (Files.isSameFile(input, out)) {
+        throw new UsageException("OUT '" + Text.oneLine(outArgument) + "' is the input file"
+            + "; converting in place is not supported, write to another file");
+      }
+    }
+  }
+
+  /**
+   * Streams every tensor's bytes into the output in its order, converting where the dtypes
+   * differ.
+   *
+   * @return the bytes of tensor data written
+   */
+  private long copy(Checkpoint checkpoint, Output output, ProgressBar progress)
+      throws IOException {
+    long written = 0;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment buffer = null;
+      for (TensorSpec spec : output.tensors()) {
+        TensorView source = checkpoint.tensor(spec.name());
+        DType from = source.dtype();
+        DType to = spec.dtype();
+        if (from == to) {
+          MemorySegment data = source.segment();
+          long size = data.byteSize();
+          for (long offset = 0; offset < size; offset += chunkBytes) {
+            long length = Math.min(chunkBytes, size - offset);
+            output.write(spec.name(), data.asSlice(offset, length));
+            progress.add(length);
+          }
+          written += size;
+          continue;
+        }
+        if (buffer == null) {
+          buffer = arena.allocate(chunkBytes, 64);
+        }
+        int width = to.bits() / 8;
+        // A multiple of 8 elements, so that every chunk starts on a byte of a sub-byte source.
+        long perChunk = chunkBytes / width & ~7L;
+        long count = source.elementCount();
+        for (long first = 0; first < count; first += perChunk) {
+          long n = Math.min(perChunk, count - first);
+          source.copyRangeTo(first, n, buffer, 0, to);
+          output.write(spec.name(), buffer.asSlice(0, n * width));
+          progress.add(n * from.bits() / 8);
+        }
+        written += spec.byteSize();
+      }
+    }
+    return written;
+  }
+
+  /** Where the tensors go: one file or a model directory. */
+  private interface Output extends AutoCloseable {
+    /** The tensors in the order their bytes must come. */
+    List<TensorSpec> tensors();
+
+    void write(String name, MemorySegment chunk) throws IOException;
+
+    void commit() throws IOException;
+
+    /** The data files written, by name. */
+    List<String> files();
+
+    @Override
+    void close();
+
+    static Output of(SafeTensorsWriter writer) {
+      return new Output() {
+        @Override
+        public List<TensorSpec> tensors() {
+          return writer.tensors();
+        }
+
+        @Override
+        public void write(String name, MemorySegment chunk) throws IOException {
+          writer.write(name, chunk);
+        }
+
+        @Override
+        public void commit() throws IOException {
+          writer.commit();
+        }
+
+        @Override
+        public List<String> files() {
+          return List.of(writer.target().getFileName().toString());
+        }
+
+        @Override
+        public void close() {
+          writer.close();
+        }
+      };
+    }
+
+    static Output of(CheckpointWriter writer) {
+      return new Output() {
+        @Override
+        public List<TensorSpec> tensors() {
+          return writer.tensors();
+        }
+
+        @Override
+        public void write(String name, MemorySegment chunk) throws IOException {
+          writer.write(name, chunk);
+        }
+
+        @Override
+        public void commit() throws IOException {
+          writer.commit();
+        }
+
+        @Override
+        public List<String> files() {
+          return writer.files();
+        }
+
+        @Override
+        public void close() {
+          writer.close();
+        }
+      };
+    }
+  }
+}
