@@ -30,7 +30,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode copy|alias] [--dtype keep|F32|F16|BF16] [--threads N] [--runs N] [--json]";
+    return "PATH [--mode MODE] [--dtype DTYPE] [--threads N] [--runs N] [--json]";
   }
 
   @Override
@@ -90,7 +90,7 @@ final class BenchCommand implements Command {
       throw new java.nio.file.NoSuchFileException(path.toString());
     }
     LoadBenchmark.Result result = LoadBenchmark.run(
-        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive")));
+        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive")), err);
     if (args.has("--json")) {
       writeJson(result, out);
     } else {

@@ -59,7 +59,7 @@ final class LoadBenchmark {
 
   private LoadBenchmark() {}
 
-  static Result run(Settings settings) throws IOException {
+  static Result run(Settings settings, java.io.PrintStream progressStream) throws IOException {
     List<Path> files;
     int tensorCount;
     long bytes;
@@ -87,7 +87,7 @@ final class LoadBenchmark {
         if (settings.mode() == LoadMode.ALIAS) {
           runs[run] = aliasRun(settings, alloc, run);
         } else {
-          runs[run] = copyRun(settings, alloc, run);
+          runs[run] = copyRun(settings, alloc, run, progressStream);
         }
       }
       peakAnon = sampler.peak();
@@ -123,14 +123,18 @@ final class LoadBenchmark {
     return store;
   }
 
-  private static double copyRun(Settings settings, double[] alloc, int run) throws IOException {
+  private static double copyRun(Settings settings, double[] alloc, int run, java.io.PrintStream progressStream)
+      throws IOException {
     try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+      ProgressBar bar = ProgressBar.forTerminal(progressStream, "run " + (run + 1), checkpoint.totalSize());
       long start = System.nanoTime();
       try (VarStore store = createVariables(checkpoint, settings, true)) {
         alloc[run] = (System.nanoTime() - start) / 1e9;
         long loadStart = System.nanoTime();
-        LoadReport report = store.load(checkpoint, LoadOptions.defaults().withThreads(settings.threads()));
+        LoadReport report = store.load(checkpoint, LoadOptions.defaults().withThreads(settings.threads())
+            .withProgress((done, total, tensor) -> bar.update(done)));
         double seconds = (System.nanoTime() - loadStart) / 1e9;
+        bar.finish();
         requireComplete(report);
         return seconds;
       }
