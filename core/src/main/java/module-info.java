@@ -9,6 +9,8 @@
  */
 module dev.loadstone.core {
   requires com.fasterxml.jackson.core;
+  // Optional: faster conversion kernels when the module is present at run time.
+  requires static jdk.incubator.vector;
 
   exports dev.loadstone.safetensors;
   exports dev.loadstone.checkpoint;

@@ -139,9 +139,11 @@ final class BenchCommand implements Command {
       out.printf("load (open + bind aliases):       median %.1f ms (%.1f GB/s of tensors bound)%n",
           r.medianSeconds() * 1e3, r.medianGbps());
     }
-    out.printf("memcpy baseline, same process:           %.2f GB/s (%d thread(s))%n", r.memcpyGbps(), s.threads());
+    out.printf("memcpy baseline, same process:           %.2f GB/s (%d thread(s), median of one before each run)%n",
+        r.medianMemcpyGbps(), s.threads());
     if (s.mode() == LoadMode.COPY) {
-      out.printf("load / memcpy:                           %.0f%%%n", 100 * r.medianGbps() / r.memcpyGbps());
+      out.printf("load / memcpy:                           %.0f%% (median of the runs' ratios)%n",
+          100 * r.medianLoadToMemcpy());
     }
     if (r.naiveSeconds().isPresent()) {
       out.printf("naive (heap read, then copy; 1 thread):  %.3f s = %.2f GB/s%n",
@@ -176,7 +178,10 @@ final class BenchCommand implements Command {
       json.writeArray(r.runsSeconds(), 0, r.runsSeconds().length);
       json.writeNumberField("median_seconds", r.medianSeconds());
       json.writeNumberField("median_gbps", r.medianGbps());
-      json.writeNumberField("memcpy_gbps", r.memcpyGbps());
+      json.writeNumberField("memcpy_gbps", r.medianMemcpyGbps());
+      json.writeFieldName("memcpy_runs_gbps");
+      json.writeArray(r.memcpyGbps(), 0, r.memcpyGbps().length);
+      json.writeNumberField("load_to_memcpy", r.medianLoadToMemcpy());
       if (r.residentFraction().isPresent()) {
         json.writeNumberField("resident_fraction", r.residentFraction().getAsDouble());
       } else {

@@ -18,7 +18,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalDouble;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Measures loading a checkpoint into a {@link VarStore}, separating what this machine makes
@@ -33,7 +32,7 @@ final class LoadBenchmark {
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
-      double[] allocSeconds, double[] runsSeconds, double memcpyGbps, OptionalDouble residentFraction,
+      double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, OptionalDouble residentFraction,
       long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
 
     double medianSeconds() {
@@ -42,6 +41,24 @@ final class LoadBenchmark {
 
     double medianAllocSeconds() {
       return median(allocSeconds);
+    }
+
+    /** The median of the memcpy passes, one measured right before each run. */
+    double medianMemcpyGbps() {
+      return median(memcpyGbps);
+    }
+
+    /**
+     * The median over the runs of each load's speed divided by the memcpy measured just before
+     * it: robust when the machine's load changes between runs.
+     */
+    double medianLoadToMemcpy() {
+      long counted = settings.mode() == LoadMode.ALIAS ? bytes : bytesWritten;
+      double[] ratios = new double[runsSeconds.length];
+      for (int i = 0; i < ratios.length; i++) {
+        ratios[i] = counted / runsSeconds[i] / 1e9 / memcpyGbps[i];
+      }
+      return median(ratios);
     }
 
     /** Bytes written per second of load; in ALIAS mode, bytes bound per second. */
@@ -80,10 +97,20 @@ final class LoadBenchmark {
 
     double[] alloc = new double[settings.runs()];
     double[] runs = new double[settings.runs()];
+    double[] memcpy = new double[settings.runs()];
+    long copied = Math.max(bytesWritten, bytes);
     long baselineAnon = ProcessMemory.anonymous();
     long peakAnon;
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
+      // One untimed round first, so the timed runs measure compiled code, not the JIT.
+      memcpyGbps(copied, settings.threads());
+      if (settings.mode() == LoadMode.ALIAS) {
+        aliasRun(settings, new double[1], 0);
+      } else {
+        copyRun(settings, new double[1], 0, progressStream);
+      }
       for (int run = 0; run < settings.runs(); run++) {
+        memcpy[run] = memcpyGbps(copied, settings.threads());
         if (settings.mode() == LoadMode.ALIAS) {
           runs[run] = aliasRun(settings, alloc, run);
         } else {
@@ -96,7 +123,6 @@ final class LoadBenchmark {
     // After the runs, so its heap arrays count in neither their memory nor their baseline.
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
-    double memcpy = memcpyGbps(Math.max(bytesWritten, bytes), settings.threads());
     return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy,
         resident, baselineAnon, peakAnon, peakRss, naive);
   }
@@ -195,46 +221,39 @@ final class LoadBenchmark {
   }
 
   /**
-   * Copies {@code bytes} bytes between two touched buffers on {@code threads} threads; the
-   * median of three passes, in GB/s. Buffers are at most 1 GiB, reused until the count is met.
-   * The source is never a file mapping, so this is the bound for a load from the page cache.
+   * Copies {@code bytes} bytes between two touched 256 MiB buffers (far larger than the caches)
+   * on {@code threads} threads, reusing them until the count is met; in GB/s. The buffers come
+   * from a VarStore, allocated exactly as the variables are, and are freed before returning.
    */
   static double memcpyGbps(long bytes, int threads) {
-    long size = Math.min(Math.max(bytes, 1 << 20), 1L << 30);
-    // The buffers come from a VarStore, so they are allocated exactly as the variables are.
+    long size = Math.min(Math.max(bytes, 1 << 20), 256L << 20);
     try (VarStore buffers = new VarStore()) {
       MemorySegment from = buffers.root().zeros("from", DType.U8, size).segment();
       MemorySegment to = buffers.root().zeros("to", DType.U8, size).segment();
       from.fill((byte) 1);
       to.fill((byte) 2);
-      double[] seconds = new double[3];
-      for (int pass = 0; pass < seconds.length; pass++) {
-        long start = System.nanoTime();
-        long slice = (size / threads) & -64L;
-        AtomicInteger next = new AtomicInteger();
-        List<Thread> workers = new ArrayList<>();
-        for (int t = 0; t < threads; t++) {
-          workers.add(Thread.ofPlatform().start(() -> {
-            int id = next.getAndIncrement();
-            long begin = id * slice;
-            long length = id == threads - 1 ? size - begin : slice;
-            for (long copied = 0; copied < bytes; copied += size) {
-              MemorySegment.copy(from, begin, to, begin, length);
-            }
-          }));
-        }
-        for (Thread worker : workers) {
-          try {
-            worker.join();
-          } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return Double.NaN;
+      long slice = (size / threads) & -64L;
+      long passes = (bytes + size - 1) / size;
+      List<Thread> workers = new ArrayList<>();
+      long start = System.nanoTime();
+      for (int t = 0; t < threads; t++) {
+        long begin = t * slice;
+        long length = t == threads - 1 ? size - begin : slice;
+        workers.add(Thread.ofPlatform().start(() -> {
+          for (long pass = 0; pass < passes; pass++) {
+            MemorySegment.copy(from, begin, to, begin, length);
           }
-        }
-        seconds[pass] = (System.nanoTime() - start) / 1e9;
+        }));
       }
-      long copiedBytes = ((bytes + size - 1) / size) * size;
-      return copiedBytes / median(seconds) / 1e9;
+      for (Thread worker : workers) {
+        try {
+          worker.join();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return Double.NaN;
+        }
+      }
+      return passes * size / ((System.nanoTime() - start) / 1e9) / 1e9;
     }
   }
 

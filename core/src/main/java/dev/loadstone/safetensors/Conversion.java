@@ -63,7 +63,8 @@ final class Conversion {
 
   private static void bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
-    for (long i = 0; i < count; i++) {
+    long i = VectorKernels.AVAILABLE ? VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count) : 0;
+    for (; i < count; i++) {
       int bits = (source.get(SHORT, sourceOffset + 2 * i) & 0xFFFF) << 16;
       target.set(INT, targetOffset + 4 * i, bits);
     }
