@@ -28,8 +28,17 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class LoadBenchmark {
 
+  /** Where the benchmark loads to. */
+  enum Backend {
+    /** A {@link VarStore}: the core loader. */
+    JAVA,
+    /** Libtorch tensors, through the torch module (see {@link TorchLoadRun}). */
+    TORCH
+  }
+
   /** What to measure. @param dtype the variables' dtype for float tensors, or empty to keep */
-  record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive) {}
+  record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
+      Backend backend) {}
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
@@ -77,6 +86,9 @@ final class LoadBenchmark {
     }
     PageCache.readThrough(files);
     OptionalDouble resident = PageCache.residentFraction(files);
+    if (settings.backend() == Backend.TORCH) {
+      TorchLoadRun.prepare();    // libtorch's own memory counts in the baseline
+    }
 
     double[] alloc = new double[settings.runs()];
     double[] runs = new double[settings.runs()];
@@ -84,7 +96,9 @@ final class LoadBenchmark {
     long peakAnon;
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
       for (int run = 0; run < settings.runs(); run++) {
-        if (settings.mode() == LoadMode.ALIAS) {
+        if (settings.backend() == Backend.TORCH) {
+          runs[run] = TorchLoadRun.copyRun(settings, alloc, run);
+        } else if (settings.mode() == LoadMode.ALIAS) {
           runs[run] = aliasRun(settings, alloc, run);
         } else {
           runs[run] = copyRun(settings, alloc, run);
@@ -101,7 +115,7 @@ final class LoadBenchmark {
         resident, baselineAnon, peakAnon, peakRss, naive);
   }
 
-  private static DType targetDType(TensorView tensor, Settings settings) {
+  static DType targetDType(TensorView tensor, Settings settings) {
     return tensor.dtype().isFloatingPoint() && settings.dtype().isPresent()
         ? settings.dtype().get() : tensor.dtype();
   }
@@ -184,7 +198,7 @@ final class LoadBenchmark {
     return checkpoint.shards().stream().filter(s -> s.path().equals(file)).findFirst().orElseThrow().dataOffset();
   }
 
-  private static void requireComplete(LoadReport report) throws IOException {
+  static void requireComplete(LoadReport report) throws IOException {
     if (!report.isComplete()) {
       throw new IOException("the benchmark's load was incomplete: " + report.summary());
     }
