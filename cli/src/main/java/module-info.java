@@ -2,4 +2,5 @@
 module dev.loadstone.cli {
   requires dev.loadstone.core;
   requires com.fasterxml.jackson.core;
+  requires dev.loadstone.torch;
 }

@@ -30,7 +30,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode MODE] [--dtype DTYPE] [--threads N] [--runs N] [--json]";
+    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--json]";
   }
 
   @Override
@@ -46,6 +46,8 @@ final class BenchCommand implements Command {
         loads the checkpoint into them (COPY: the copy into existing variables; ALIAS: open +
         bind). Reports the median load speed beside a memcpy of the same number of bytes on the
         same threads, the page-cache residency of the files, and peak memory.
+        --backend torch does the same into libtorch tensors (JavaCPP PyTorch): a module whose
+        parameters mirror the checkpoint's tensors, loaded with from_blob + copy_ (COPY only).
         --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
         when PATH holds none. --naive also times reading tensors into heap arrays and copying.
         """;
@@ -56,6 +58,7 @@ final class BenchCommand implements Command {
     return List.of(
         Option.valued("--mode", "copy|alias", "COPY into owned variables (default) or ALIAS the mapping"),
         Option.valued("--dtype", "keep|F32|F16|BF16", "the variables' dtype for float tensors (default keep)"),
+        Option.valued("--backend", "java|torch", "load into a VarStore (default) or into libtorch tensors"),
         Option.valued("--threads", "N", "loading threads (default: the number of cores)"),
         Option.valued("--runs", "N", "timed runs (default 5)"),
         Option.flag("--json", "print one JSON object"),
@@ -75,6 +78,14 @@ final class BenchCommand implements Command {
     if (mode == LoadMode.ALIAS && dtype.isPresent()) {
       throw new UsageException("--mode alias binds the file's bytes as they are: use --dtype keep");
     }
+    LoadBenchmark.Backend backend = switch (args.value("--backend").orElse("java").toLowerCase(Locale.ROOT)) {
+      case "java" -> LoadBenchmark.Backend.JAVA;
+      case "torch" -> LoadBenchmark.Backend.TORCH;
+      default -> throw new UsageException("--backend is java or torch, not '" + Text.oneLine(args.value("--backend").get()) + "'");
+    };
+    if (backend == LoadBenchmark.Backend.TORCH && mode == LoadMode.ALIAS) {
+      throw new UsageException("--backend torch copies into libtorch tensors: use --mode copy");
+    }
     int threads = positive(args, "--threads", Runtime.getRuntime().availableProcessors());
     int runs = positive(args, "--runs", 5);
     if (args.has("--synthetic") && !SyntheticLlama.existsIn(path)) {
@@ -90,7 +101,7 @@ final class BenchCommand implements Command {
       throw new java.nio.file.NoSuchFileException(path.toString());
     }
     LoadBenchmark.Result result = LoadBenchmark.run(
-        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive")), err);
+        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend), err);
     if (args.has("--json")) {
       writeJson(result, out);
     } else {
@@ -128,8 +139,8 @@ final class BenchCommand implements Command {
     LoadBenchmark.Settings s = r.settings();
     out.printf("%s: %d tensors in %d file(s), %s of tensor data%n", s.path(), r.tensors(), r.files(),
         Text.size(r.bytes()));
-    out.printf("mode %s, dtype %s, %d thread(s), %d run(s); page cache residency %s%n", s.mode(),
-        s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs(),
+    out.printf("backend %s, mode %s, dtype %s, %d thread(s), %d run(s); page cache residency %s%n",
+        s.backend().name().toLowerCase(Locale.ROOT), s.mode(), s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs(),
         r.residentFraction().isPresent() ? String.format("%.1f%%", 100 * r.residentFraction().getAsDouble()) : "unknown");
     if (s.mode() == LoadMode.COPY) {
       out.printf("alloc (create + touch variables): median %.3f s%n", r.medianAllocSeconds());
@@ -165,6 +176,7 @@ final class BenchCommand implements Command {
     try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
       json.writeStartObject();
       json.writeStringField("path", s.path().toString());
+      json.writeStringField("backend", s.backend().name().toLowerCase(Locale.ROOT));
       json.writeStringField("mode", s.mode().name().toLowerCase(Locale.ROOT));
       json.writeStringField("dtype", s.dtype().map(DType::name).orElse("keep"));
       json.writeNumberField("threads", s.threads());

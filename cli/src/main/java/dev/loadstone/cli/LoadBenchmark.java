@@ -27,8 +27,17 @@ import java.util.OptionalDouble;
  */
 final class LoadBenchmark {
 
+  /** Where the benchmark loads to. */
+  enum Backend {
+    /** A {@link VarStore}: the core loader. */
+    JAVA,
+    /** Libtorch tensors, through the torch module (see {@link TorchLoadRun}). */
+    TORCH
+  }
+
   /** What to measure. @param dtype the variables' dtype for float tensors, or empty to keep */
-  record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive) {}
+  record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
+      Backend backend) {}
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
@@ -94,6 +103,9 @@ final class LoadBenchmark {
     }
     PageCache.readThrough(files);
     OptionalDouble resident = PageCache.residentFraction(files);
+    if (settings.backend() == Backend.TORCH) {
+      TorchLoadRun.prepare();    // libtorch's own memory counts in the baseline
+    }
 
     double[] alloc = new double[settings.runs()];
     double[] runs = new double[settings.runs()];
@@ -104,18 +116,10 @@ final class LoadBenchmark {
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
       // One untimed round first, so the timed runs measure compiled code, not the JIT.
       memcpyGbps(copied, settings.threads());
-      if (settings.mode() == LoadMode.ALIAS) {
-        aliasRun(settings, new double[1], 0);
-      } else {
-        copyRun(settings, new double[1], 0, progressStream);
-      }
+      timedRun(settings, new double[1], 0, progressStream);
       for (int run = 0; run < settings.runs(); run++) {
         memcpy[run] = memcpyGbps(copied, settings.threads());
-        if (settings.mode() == LoadMode.ALIAS) {
-          runs[run] = aliasRun(settings, alloc, run);
-        } else {
-          runs[run] = copyRun(settings, alloc, run, progressStream);
-        }
+        runs[run] = timedRun(settings, alloc, run, progressStream);
       }
       peakAnon = sampler.peak();
     }
@@ -127,7 +131,18 @@ final class LoadBenchmark {
         resident, baselineAnon, peakAnon, peakRss, naive);
   }
 
-  private static DType targetDType(TensorView tensor, Settings settings) {
+  /** One load of the configured backend and mode; its alloc time goes to {@code alloc[run]}. */
+  private static double timedRun(Settings settings, double[] alloc, int run, java.io.PrintStream progressStream)
+      throws IOException {
+    if (settings.backend() == Backend.TORCH) {
+      return TorchLoadRun.copyRun(settings, alloc, run);
+    }
+    return settings.mode() == LoadMode.ALIAS
+        ? aliasRun(settings, alloc, run)
+        : copyRun(settings, alloc, run, progressStream);
+  }
+
+  static DType targetDType(TensorView tensor, Settings settings) {
     return tensor.dtype().isFloatingPoint() && settings.dtype().isPresent()
         ? settings.dtype().get() : tensor.dtype();
   }
@@ -214,7 +229,7 @@ final class LoadBenchmark {
     return checkpoint.shards().stream().filter(s -> s.path().equals(file)).findFirst().orElseThrow().dataOffset();
   }
 
-  private static void requireComplete(LoadReport report) throws IOException {
+  static void requireComplete(LoadReport report) throws IOException {
     if (!report.isComplete()) {
       throw new IOException("the benchmark's load was incomplete: " + report.summary());
     }

@@ -78,6 +78,22 @@ class BenchCommandTest {
   }
 
   @Test
+  void torchBackendLoadsIntoLibtorchTensorsWithTheSameReport() throws IOException {
+    Path file = checkpoint();
+    Cli.Result result = Cli.run("bench", file.toString(), "--backend", "torch", "--dtype", "F32",
+        "--runs", "2", "--threads", "2", "--json");
+    assertEquals(0, result.exit(), result.err());
+    assertTrue(result.out().contains("\"backend\":\"torch\""), result.out());
+    Map<String, Double> json = fields(result.out());
+    assertEquals(2 * ((3L << 20) + 128) + 16, json.get("bytes_written").longValue(), "BF16 widened to F32");
+    assertEquals(2, json.get("runs_seconds").intValue());
+    assertEquals(2, json.get("alloc_seconds").intValue());
+    assertTrue(json.get("median_gbps") > 0);
+    assertTrue(json.get("memcpy_gbps") > 0);
+    assertTrue(json.get("peak_anon_bytes") >= json.get("baseline_anon_bytes"));
+  }
+
+  @Test
   void aliasBenchmarkWritesNothing() throws IOException {
     Path file = checkpoint();
     Cli.Result result = Cli.run("bench", file.toString(), "--mode", "alias", "--runs", "2", "--json");
@@ -101,6 +117,8 @@ class BenchCommandTest {
     assertEquals(2, Cli.run("bench", file.toString(), "--mode", "alias", "--dtype", "F32").exit());
     assertEquals(2, Cli.run("bench", file.toString(), "--runs", "0").exit());
     assertEquals(2, Cli.run("bench", file.toString(), "--dtype", "F8").exit());
+    assertEquals(2, Cli.run("bench", file.toString(), "--backend", "onnx").exit());
+    assertEquals(2, Cli.run("bench", file.toString(), "--backend", "torch", "--mode", "alias").exit());
     assertEquals(2, Cli.run("bench", dir.resolve("missing").toString()).exit());
   }
 }

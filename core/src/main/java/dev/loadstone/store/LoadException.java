@@ -14,7 +14,11 @@ public final class LoadException extends IOException {
 
   private final transient LoadReport report;
 
-  LoadException(String message, LoadReport report, Throwable cause) {
+  /**
+   * A failed load and its report. Public for loaders outside this package (the libtorch
+   * backend), which report in the same terms.
+   */
+  public LoadException(String message, LoadReport report, Throwable cause) {
     super(message, cause);
     this.report = Objects.requireNonNull(report, "report");
   }

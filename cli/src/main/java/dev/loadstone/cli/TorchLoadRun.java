@@ -1,0 +1,48 @@
+package dev.loadstone.cli;
+
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
+import dev.loadstone.torch.Libtorch;
+import dev.loadstone.torch.TorchLoader;
+import dev.loadstone.torch.TorchModules;
+import java.io.IOException;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Module;
+
+/**
+ * One run of {@code bench --backend torch}: the load into libtorch tensors, measured as the
+ * Java backend's run is. Only this class touches libtorch, so the other commands never load it.
+ */
+@SuppressWarnings("try") // a PointerScope or NoGradGuard acts by being open, unreferenced
+final class TorchLoadRun {
+  private TorchLoadRun() {}
+
+  /** Loads libtorch, so that its own memory is part of the benchmark's baseline. */
+  static void prepare() {
+    Libtorch.load();
+  }
+
+  /**
+   * Creates a module whose parameters mirror the checkpoint (zero-filled, as a model's
+   * constructor leaves them: the alloc time), then times the load into it. Every tensor of the
+   * run is freed at its end, not whenever the garbage collector gets to it.
+   */
+  static double copyRun(LoadBenchmark.Settings settings, double[] alloc, int run) throws IOException {
+    LoadOptions options = LoadOptions.defaults().withThreads(settings.threads());
+    if (settings.dtype().isPresent()) {
+      options = options.withCreateDType(settings.dtype().get());
+    }
+    try (Checkpoint checkpoint = Checkpoint.open(settings.path());
+        PointerScope scope = new PointerScope()) {
+      long start = System.nanoTime();
+      Module module = TorchModules.create(checkpoint, options, "cpu");
+      alloc[run] = (System.nanoTime() - start) / 1e9;
+      long loadStart = System.nanoTime();
+      LoadReport report = TorchLoader.load(module, checkpoint, options);
+      double seconds = (System.nanoTime() - loadStart) / 1e9;
+      LoadBenchmark.requireComplete(report);
+      return seconds;
+    }
+  }
+}
