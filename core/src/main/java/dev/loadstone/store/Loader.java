@@ -154,11 +154,14 @@ final class Loader {
           long sourceOffset = tensor.dtype().byteSize(chunk.first());
           long sourceBytes = tensor.dtype().byteSize(chunk.count());
           MemorySegment source = tensor.segment().asSlice(sourceOffset, sourceBytes);
-          NativeMemory.populate(source);
+          boolean mapped = source.isMapped() && source.isReadOnly();
+          if (mapped) {
+            MappedPages.populate(source);
+          }
           long targetOffset = variable.dtype().byteSize(chunk.first());
           tensor.copyRangeTo(chunk.first(), chunk.count(), variable.memoryOrNull(), targetOffset, variable.dtype());
-          if (release) {
-            NativeMemory.release(source);
+          if (release && mapped) {
+            MappedPages.release(source);
           }
           progress.onProgress(done.addAndGet(sourceBytes), bytesTotal, variable.name());
         } catch (RuntimeException | InternalError e) {
