@@ -113,17 +113,18 @@ final class LoadBenchmark {
     long copied = Math.max(bytesWritten, bytes);
     long baselineAnon = ProcessMemory.anonymous();
     long peakAnon;
+    long peakRss;
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
       // One untimed round first, so the timed runs measure compiled code, not the JIT.
-      memcpyGbps(copied, settings.threads());
+      sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
       timedRun(settings, new double[1], 0, progressStream);
       for (int run = 0; run < settings.runs(); run++) {
-        memcpy[run] = memcpyGbps(copied, settings.threads());
+        memcpy[run] = sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
         runs[run] = timedRun(settings, alloc, run, progressStream);
       }
       peakAnon = sampler.peak();
+      peakRss = sampler.peakResidentSet();
     }
-    long peakRss = ProcessMemory.peakResident();
     // After the runs, so its heap arrays count in neither their memory nor their baseline.
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();

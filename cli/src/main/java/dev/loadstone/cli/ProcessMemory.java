@@ -29,6 +29,18 @@ final class ProcessMemory {
     return field("VmHWM:");
   }
 
+  /**
+   * Resets {@link #peakResident()} to the current resident set (Linux 4.0+: writing 5 to
+   * {@code /proc/self/clear_refs}); does nothing where that is not possible.
+   */
+  static void resetPeakResident() {
+    try {
+      Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+    } catch (IOException | RuntimeException e) {
+      // the peak then also covers what came before
+    }
+  }
+
   private static long field(String name) {
     try {
       for (String line : Files.readAllLines(STATUS)) {
@@ -54,9 +66,12 @@ final class ProcessMemory {
       thread = Thread.ofPlatform().daemon().name("loadstone-memory-sampler").start(this::sample);
     }
 
+    private boolean paused;
+    private long peakResident;
+
     private void sample() {
       while (running) {
-        peak = Math.max(peak, anonymous());
+        record();
         try {
           Thread.sleep(2);
         } catch (InterruptedException e) {
@@ -65,9 +80,41 @@ final class ProcessMemory {
       }
     }
 
-    /** The largest anonymous resident memory seen so far. */
-    long peak() {
-      return Math.max(peak, anonymous());
+    private synchronized void record() {
+      if (!paused) {
+        peak = Math.max(peak, anonymous());
+      }
+    }
+
+    /**
+     * Runs {@code work} without sampling, for memory that must not count (a baseline's
+     * buffers); it must free what it allocates before returning.
+     */
+    <T> T excluding(java.util.function.Supplier<T> work) {
+      synchronized (this) {
+        record();
+        peakResident = Math.max(peakResident, peakResident());
+        paused = true;
+      }
+      try {
+        return work.get();
+      } finally {
+        synchronized (this) {
+          resetPeakResident();
+          paused = false;
+        }
+      }
+    }
+
+    /** The largest anonymous resident memory seen so far, outside {@link #excluding} work. */
+    synchronized long peak() {
+      record();
+      return peak;
+    }
+
+    /** The peak resident set ({@code VmHWM}) seen so far, outside {@link #excluding} work. */
+    synchronized long peakResidentSet() {
+      return Math.max(peakResident, peakResident());
     }
 
     @Override
