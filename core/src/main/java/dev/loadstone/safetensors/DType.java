@@ -76,6 +76,8 @@ public enum DType {
     COMPLEX
   }
 
+  private static final DType[] VALUES = values();
+
   private final int bits;
   private final Category category;
 
@@ -86,7 +88,7 @@ public enum DType {
 
   /** Looks a dtype up by its exact header name ({@code "F32"}, {@code "F8_E4M3"}, ...). */
   public static Optional<DType> parse(String name) {
-    for (DType dtype : values()) {
+    for (DType dtype : VALUES) {
       if (dtype.name().equals(name)) {
         return Optional.of(dtype);
       }

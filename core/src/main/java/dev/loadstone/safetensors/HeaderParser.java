@@ -57,7 +57,21 @@ final class HeaderParser {
       .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
       .build();
 
+  /** The shortest entry: {@code "":{"dtype":"F4","shape":[],"data_offsets":[0,0]}}. */
+  private static final int MIN_ENTRY_LENGTH = 49;
+
+  /** The dtypes, once: {@code DType.values()} copies its array on every call. */
+  private static final DType[] DTYPES = DType.values();
+
+  /** File order: by first offset, then by end (empty tensors share their first offset). */
+  private static final Comparator<TensorEntry> FILE_ORDER = (a, b) -> {
+    int byBegin = Long.compare(a.begin(), b.begin());
+    return byBegin != 0 ? byBegin : Long.compare(a.end(), b.end());
+  };
+
   private final Path file;
+  /** The numbers of the array {@link #readIntegers} read last; reused from entry to entry. */
+  private long[] numbers = new long[4];
 
   private HeaderParser(Path file) {
     this.file = file;
@@ -76,6 +90,11 @@ final class HeaderParser {
     Header header = parser.parseJson(bytes, offset, length, dataLength);
     parser.validateLayout(header.tensors(), dataLength);
     return header;
+  }
+
+  /** {@link #requireUtf8} alone, for benchmarks. */
+  static void checkText(byte[] bytes, int offset, int length, Path file) throws SafeTensorsException {
+    new HeaderParser(file).requireUtf8(bytes, offset, length);
   }
 
   /**
@@ -128,7 +147,9 @@ final class HeaderParser {
       Map<String, String> metadata = null;
       boolean metadataSeen = false;
       List<TensorEntry> tensors = new ArrayList<>();
-      HashMap<String, Boolean> names = new HashMap<>();
+      // Sized once for the most entries the header can hold: growing it step by step rehashes
+      // every name again, a large part of the parse for 100,000 tensors.
+      HashMap<String, Boolean> names = HashMap.newHashMap(length / MIN_ENTRY_LENGTH);
       JsonToken token;
       while ((token = json.nextToken()) == JsonToken.FIELD_NAME) {
         String name = json.currentName();
@@ -198,56 +219,93 @@ final class HeaderParser {
     }
     DType dtype = null;
     long[] shape = null;
-    long[] offsets = null;
+    boolean offsetsSeen = false;
+    long begin = 0;
+    long end = 0;
     while (json.nextToken() == JsonToken.FIELD_NAME) {
       String field = json.currentName();
       JsonToken value = json.nextToken();
       switch (field) {
         case "dtype" -> {
-          requireFirst(dtype, field, name);
+          requireFirst(dtype != null, field, name);
           if (value != JsonToken.VALUE_STRING) {
             throw fail(Reason.INVALID_TENSOR_ENTRY, name, "dtype is a JSON " + describe(value));
           }
-          String dtypeName = json.getText();
-          dtype = DType.parse(dtypeName).orElseThrow(() -> fail(Reason.UNKNOWN_DTYPE, name,
-              "dtype \"" + abbreviate(dtypeName) + "\" is not one of " + Arrays.toString(DType.values())));
+          dtype = dtypeOf(json);
+          if (dtype == null) {
+            throw fail(Reason.UNKNOWN_DTYPE, name, "dtype \"" + abbreviate(json.getText())
+                + "\" is not one of " + Arrays.toString(DTYPES));
+          }
         }
         case "shape" -> {
-          requireFirst(shape, field, name);
-          shape = readIntegers(json, name, field, Reason.INVALID_DIMENSION);
+          requireFirst(shape != null, field, name);
+          int count = readIntegers(json, name, field, Reason.INVALID_DIMENSION);
+          shape = Arrays.copyOf(numbers, count);
         }
         case "data_offsets" -> {
-          requireFirst(offsets, field, name);
-          offsets = readIntegers(json, name, field, Reason.INVALID_OFFSETS);
-          if (offsets.length != 2) {
+          requireFirst(offsetsSeen, field, name);
+          int count = readIntegers(json, name, field, Reason.INVALID_OFFSETS);
+          if (count != 2) {
             throw fail(Reason.INVALID_OFFSETS, name,
-                "data_offsets has " + offsets.length + " numbers, not 2");
+                "data_offsets has " + count + " numbers, not 2");
           }
+          offsetsSeen = true;
+          begin = numbers[0];
+          end = numbers[1];
         }
         default -> json.skipChildren();
       }
     }
-    if (dtype == null || shape == null || offsets == null) {
+    if (dtype == null || shape == null || !offsetsSeen) {
       String missing = dtype == null ? "dtype" : shape == null ? "shape" : "data_offsets";
       throw fail(Reason.MISSING_FIELD, name, "the entry has no " + missing);
     }
-    return validateEntry(name, dtype, shape, offsets[0], offsets[1]);
+    return validateEntry(name, dtype, shape, begin, end);
   }
 
-  private void requireFirst(Object seen, String field, String name) throws SafeTensorsException {
-    if (seen != null) {
+  /**
+   * The dtype the current string token names exactly, or {@code null}: as
+   * {@code DType.parse(json.getText())}, without making a String per entry.
+   */
+  private static DType dtypeOf(JsonParser json) throws IOException {
+    char[] text = json.getTextCharacters();
+    int offset = json.getTextOffset();
+    int length = json.getTextLength();
+    for (DType dtype : DTYPES) {
+      String candidate = dtype.name();
+      if (candidate.length() == length && matches(candidate, text, offset)) {
+        return dtype;
+      }
+    }
+    return null;
+  }
+
+  private static boolean matches(String candidate, char[] text, int offset) {
+    for (int i = 0; i < candidate.length(); i++) {
+      if (candidate.charAt(i) != text[offset + i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private void requireFirst(boolean seen, String field, String name) throws SafeTensorsException {
+    if (seen) {
       throw fail(Reason.DUPLICATE_FIELD, name, field + " appears twice");
     }
   }
 
-  /** Reads an array of non-negative integers that each fit in a signed 64-bit long. */
-  private long[] readIntegers(JsonParser json, String name, String field, Reason invalid)
+  /**
+   * Reads an array of non-negative integers that each fit in a signed 64-bit long into
+   * {@link #numbers}, and returns how many there are.
+   */
+  private int readIntegers(JsonParser json, String name, String field, Reason invalid)
       throws IOException {
     if (json.currentToken() != JsonToken.START_ARRAY) {
       throw fail(Reason.INVALID_TENSOR_ENTRY, name,
           field + " is a JSON " + describe(json.currentToken()));
     }
-    long[] values = new long[4];
+    long[] values = numbers;
     int count = 0;
     JsonToken token;
     while ((token = json.nextToken()) != JsonToken.END_ARRAY) {
@@ -267,10 +325,11 @@ final class HeaderParser {
       }
       if (count == values.length) {
         values = Arrays.copyOf(values, count * 2);
+        numbers = values;
       }
       values[count++] = value;
     }
-    return Arrays.copyOf(values, count);
+    return count;
   }
 
   private TensorEntry validateEntry(String name, DType dtype, long[] shape, long begin, long end)
@@ -312,7 +371,7 @@ final class HeaderParser {
 
   /** Sorts the entries into file order and checks they tile the data section exactly. */
   private void validateLayout(List<TensorEntry> tensors, long dataLength) throws SafeTensorsException {
-    tensors.sort(Comparator.comparingLong(TensorEntry::begin).thenComparingLong(TensorEntry::end));
+    tensors.sort(FILE_ORDER);
     long position = 0;
     boolean first = true;
     for (TensorEntry entry : tensors) {

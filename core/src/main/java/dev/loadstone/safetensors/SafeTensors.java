@@ -113,7 +113,9 @@ public final class SafeTensors implements AutoCloseable {
     byte[] json = image.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
     long dataOffset = Long.BYTES + headerLength;
     Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
-    return new SafeTensors(path, arena, size, headerLength, header, image.asSlice(dataOffset));
+    // Read-only once here, so that the views' slices are read-only without a copy each.
+    return new SafeTensors(path, arena, size, headerLength, header,
+        image.asSlice(dataOffset).asReadOnly());
   }
 
   private static SafeTensorsException fileTooSmall(Path path, long size) {
