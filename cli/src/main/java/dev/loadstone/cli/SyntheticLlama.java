@@ -100,30 +100,29 @@ final class SyntheticLlama {
   /**
    * Writes {@code model.safetensors} and {@code config.json} into {@code directory}, atomically
    * each. Deterministic for a seed. Norm weights are near 1, the others uniform in ±0.05.
+   *
+   * <p>The values come from two pools of 1 Mi random elements, one per kind, which every tensor
+   * reads from its own pseudo-random starting point: the file is written at disk speed instead
+   * of one random draw per element (about 40× slower here), and no two tensors hold the same
+   * bytes at the same offsets.
    */
   static void write(Path directory, long seed) throws IOException {
     Files.createDirectories(directory);
     List<TensorSpec> specs = tensors();
-    long chunkElements = 8L << 20;
+    long poolElements = 1L << 20;
+    long chunkElements = 4L << 20;
     try (Arena arena = Arena.ofConfined();
         SafeTensorsWriter writer = SafeTensorsWriter.create(directory.resolve("model.safetensors"),
             Map.of("format", "pt"), specs)) {
-      MemorySegment buffer = arena.allocate(chunkElements * 2, 64);
-      long state = seed * 0x9E37_79B9_7F4A_7C15L + 1;
+      java.util.SplittableRandom random = new java.util.SplittableRandom(seed);
+      MemorySegment weights = pool(arena, random, poolElements + chunkElements, 0f, 0.1f);
+      MemorySegment norms = pool(arena, random, poolElements + chunkElements, 1f, 0.1f);
       for (TensorSpec spec : writer.tensors()) {
-        boolean norm = spec.name().endsWith("norm.weight");
+        MemorySegment values = spec.name().endsWith("norm.weight") ? norms : weights;
         for (long done = 0; done < spec.elementCount(); done += chunkElements) {
           long count = Math.min(chunkElements, spec.elementCount() - done);
-          for (long i = 0; i < count; i++) {
-            state ^= state << 13;
-            state ^= state >>> 7;
-            state ^= state << 17;
-            float unit = (state >>> 40) * 0x1.0p-24f - 0.5f;
-            float value = norm ? 1f + 0.1f * unit : 0.1f * unit;
-            buffer.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 2 * i,
-                (short) DType.BF16.encodeFloat(value));
-          }
-          writer.write(spec.name(), buffer.asSlice(0, count * 2));
+          long start = random.nextLong(poolElements);
+          writer.write(spec.name(), values.asSlice(2 * start, 2 * count));
         }
       }
       writer.commit();
@@ -133,6 +132,18 @@ final class SyntheticLlama {
     Files.writeString(temporary, CONFIG, StandardCharsets.UTF_8);
     Files.move(temporary, config, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
         java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  /** {@code count} BF16 values uniform in {@code center ± width / 2}. */
+  private static MemorySegment pool(Arena arena, java.util.SplittableRandom random, long count,
+      float center, float width) {
+    MemorySegment pool = arena.allocate(2 * count, 64);
+    for (long i = 0; i < count; i++) {
+      float value = center + width * (random.nextFloat() - 0.5f);
+      pool.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 2 * i,
+          (short) DType.BF16.encodeFloat(value));
+    }
+    return pool;
   }
 
   private static TensorSpec spec(String name, long... shape) {
