@@ -43,7 +43,8 @@ public final class Main {
       new VerifyCommand(),
       new ConvertCommand(),
       new BenchCommand(),
-      new DemoCommand());
+      new DemoCommand(),
+      new GenerateCommand());
 
   private static final String DEBUG_ENV = "LOADSTONE_DEBUG";
   private static final Option HELP = Option.flag("--help", "show this help");

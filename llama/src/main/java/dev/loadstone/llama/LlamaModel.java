@@ -1,0 +1,355 @@
+package dev.loadstone.llama;
+
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
+import dev.loadstone.store.Scope;
+import dev.loadstone.store.VarStore;
+import dev.loadstone.store.Variable;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * A Llama model ({@code LlamaForCausalLM}) loaded from a Hugging Face model directory:
+ * {@code config.json} and the weights, one {@code model.safetensors} or shards with
+ * {@code model.safetensors.index.json}, in F32, F16 or BF16.
+ *
+ * <pre>{@code
+ * try (LlamaModel model = LlamaModel.load(Path.of("Llama-3.2-1B"), LlamaModel.Options.defaults())) {
+ *   Generator generator = new Generator(model, Sampler.greedy());
+ *   Generation result = generator.generate(promptIds, 64, Set.of(), token -> {});
+ * }
+ * }</pre>
+ *
+ * <p><b>Weights are read where they lie.</b> The model's variables are created in a
+ * {@link VarStore} under their Hugging Face names with the dtype stored in the checkpoint, and
+ * loaded with {@link LoadMode#ALIAS} when every weight is F32, F16 or BF16, which the kernels read
+ * directly: a BF16 checkpoint is used as mapped, without a converted copy. Otherwise (or when
+ * {@link Options#weightType()} asks for it) the weights are copied and converted, with
+ * {@link LoadMode#COPY}. Aliased weights stay readable while the model is open; {@link #close()}
+ * unmaps them.
+ *
+ * <p>The model runs on its own fixed team of {@link Options#threads()} threads (the caller's
+ * included); see {@link Session}.
+ */
+public final class LlamaModel implements AutoCloseable {
+  private static final Set<DType> READABLE = Set.of(DType.F32, DType.F16, DType.BF16);
+
+  /**
+   * How to load and run a model.
+   *
+   * @param threads the threads that load and run the model, the caller's included
+   * @param weightType empty to read the weights in their stored dtype where the kernels can (an
+   *     ALIAS load); else the dtype (F32, F16 or BF16) to copy them into (a COPY load)
+   */
+  public record Options(int threads, Optional<DType> weightType) {
+    /** Checks the values. */
+    public Options {
+      Objects.requireNonNull(weightType, "weightType");
+      if (threads < 1) {
+        throw new IllegalArgumentException("threads must be at least 1, not " + threads);
+      }
+      if (weightType.isPresent() && !READABLE.contains(weightType.get())) {
+        throw new IllegalArgumentException("weights can be F32, F16 or BF16, not " + weightType.get());
+      }
+    }
+
+    /** One thread per available core; weights read in their stored dtype. */
+    public static Options defaults() {
+      return new Options(Runtime.getRuntime().availableProcessors(), Optional.empty());
+    }
+
+    /** With another number of threads. */
+    public Options withThreads(int count) {
+      return new Options(count, weightType);
+    }
+
+    /** Copies the weights into this dtype instead of reading them in place. */
+    public Options withWeightType(DType dtype) {
+      return new Options(threads, Optional.of(dtype));
+    }
+  }
+
+  private final LlamaConfig config;
+  private final Checkpoint checkpoint;
+  private final VarStore store;
+  private final Workers workers;
+  private final LoadReport report;
+  private final double loadSeconds;
+  private final Matrix embedding;
+  private final Matrix lmHead;
+  private final List<Layer> layers;
+  private final float[] finalNorm;
+  private final float[] inverseFrequencies;
+  private volatile boolean closed;
+
+  private LlamaModel(LlamaConfig config, Checkpoint checkpoint, VarStore store, Workers workers,
+      LoadReport report, double loadSeconds) {
+    this.config = config;
+    this.checkpoint = checkpoint;
+    this.store = store;
+    this.workers = workers;
+    this.report = report;
+    this.loadSeconds = loadSeconds;
+    int hidden = config.hiddenSize();
+    this.embedding = matrix("model.embed_tokens.weight", config.vocabSize(), hidden);
+    this.lmHead = config.tieWordEmbeddings() ? embedding : matrix("lm_head.weight", config.vocabSize(), hidden);
+    List<Layer> list = new ArrayList<>();
+    for (int i = 0; i < config.layers(); i++) {
+      String p = "model.layers." + i + ".";
+      list.add(new Layer(vector(p + "input_layernorm.weight"),
+          matrix(p + "self_attn.q_proj.weight", config.queryDim(), hidden),
+          matrix(p + "self_attn.k_proj.weight", config.kvDim(), hidden),
+          matrix(p + "self_attn.v_proj.weight", config.kvDim(), hidden),
+          matrix(p + "self_attn.o_proj.weight", hidden, config.queryDim()),
+          vector(p + "post_attention_layernorm.weight"),
+          matrix(p + "mlp.gate_proj.weight", config.intermediateSize(), hidden),
+          matrix(p + "mlp.up_proj.weight", config.intermediateSize(), hidden),
+          matrix(p + "mlp.down_proj.weight", hidden, config.intermediateSize())));
+    }
+    this.layers = List.copyOf(list);
+    this.finalNorm = vector("model.norm.weight");
+    this.inverseFrequencies = config.ropeScaling().inverseFrequencies(config.headDim(), config.ropeTheta());
+  }
+
+  /**
+   * Loads the model in {@code directory}.
+   *
+   * @throws InvalidModelException if {@code config.json} is missing or invalid, or the weights
+   *     lack a tensor or hold one that does not fit the configuration (the report says which)
+   * @throws dev.loadstone.safetensors.SafeTensorsException if a weights file breaks a rule of
+   *     the format
+   * @throws IOException if the directory or a file cannot be read
+   * @throws UnsupportedOperationException if the JVM runs without {@code jdk.incubator.vector}
+   */
+  public static LlamaModel load(Path directory, Options options) throws IOException {
+    requireVectorApi();
+    long start = System.nanoTime();
+    LlamaConfig config = LlamaConfig.read(directory);
+    Checkpoint checkpoint = Checkpoint.open(directory);
+    VarStore store = new VarStore();
+    Workers workers = null;
+    try {
+      List<Spec> specs = specs(config);
+      LoadMode mode = LoadMode.ALIAS;
+      if (options.weightType().isPresent()) {
+        mode = LoadMode.COPY;
+      } else {
+        for (Spec spec : specs) {
+          Optional<TensorView> tensor = checkpoint.find(spec.name());
+          if (tensor.isPresent() && !READABLE.contains(tensor.get().dtype())) {
+            mode = LoadMode.COPY;
+          }
+        }
+      }
+      DType copyType = options.weightType().orElse(DType.F32);
+      Scope root = store.root();
+      for (Spec spec : specs) {
+        DType dtype = mode == LoadMode.COPY ? copyType
+            : checkpoint.find(spec.name()).map(TensorView::dtype).orElse(DType.F32);
+        Scope scope = root;
+        String[] parts = spec.name().split("\\.");
+        for (int i = 0; i < parts.length - 1; i++) {
+          scope = scope.sub(parts[i]);
+        }
+        scope.zeros(parts[parts.length - 1], dtype, spec.shape());
+      }
+      LoadReport report = store.load(checkpoint, LoadOptions.defaults()
+          .withMode(mode).withThreads(options.threads()).partial());
+      if (!report.isComplete()) {
+        throw new InvalidModelException(checkpoint.path(),
+            "the weights do not fit config.json: " + report.summary(), report, null);
+      }
+      Checkpoint kept = checkpoint;
+      if (mode == LoadMode.COPY) {
+        checkpoint.close();
+        kept = null;
+      }
+      workers = new Workers(options.threads());
+      return new LlamaModel(config, kept, store, workers, report, (System.nanoTime() - start) / 1e9);
+    } catch (IOException | RuntimeException | Error e) {
+      if (workers != null) {
+        workers.close();
+      }
+      store.close();
+      checkpoint.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Fails clearly when the JVM was started without the Vector API, which the kernels need (the
+   * module requires it statically, so that a program that never runs a model does not resolve
+   * an incubator module).
+   *
+   * @throws UnsupportedOperationException if {@code jdk.incubator.vector} is not resolved
+   */
+  static void requireVectorApi() {
+    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+      throw new UnsupportedOperationException("running a Llama model needs the Vector API:"
+          + " start the JVM with --add-modules jdk.incubator.vector");
+    }
+  }
+
+  /** A tensor the model needs. */
+  private record Spec(String name, long[] shape) {}
+
+  private static List<Spec> specs(LlamaConfig c) {
+    List<Spec> specs = new ArrayList<>();
+    int hidden = c.hiddenSize();
+    specs.add(new Spec("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden}));
+    for (int i = 0; i < c.layers(); i++) {
+      String p = "model.layers." + i + ".";
+      specs.add(new Spec(p + "input_layernorm.weight", new long[] {hidden}));
+      specs.add(new Spec(p + "self_attn.q_proj.weight", new long[] {c.queryDim(), hidden}));
+      specs.add(new Spec(p + "self_attn.k_proj.weight", new long[] {c.kvDim(), hidden}));
+      specs.add(new Spec(p + "self_attn.v_proj.weight", new long[] {c.kvDim(), hidden}));
+      specs.add(new Spec(p + "self_attn.o_proj.weight", new long[] {hidden, c.queryDim()}));
+      specs.add(new Spec(p + "post_attention_layernorm.weight", new long[] {hidden}));
+      specs.add(new Spec(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), hidden}));
+      specs.add(new Spec(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), hidden}));
+      specs.add(new Spec(p + "mlp.down_proj.weight", new long[] {hidden, c.intermediateSize()}));
+    }
+    specs.add(new Spec("model.norm.weight", new long[] {hidden}));
+    if (!c.tieWordEmbeddings()) {
+      specs.add(new Spec("lm_head.weight", new long[] {c.vocabSize(), hidden}));
+    }
+    return specs;
+  }
+
+  private Matrix matrix(String name, int rows, int cols) {
+    Variable variable = store.variable(name);
+    return new Matrix(name, variable.segment(), variable.dtype(), rows, cols);
+  }
+
+  private float[] vector(String name) {
+    return store.variable(name).view().toFloatArray();
+  }
+
+  /** The configuration. */
+  public LlamaConfig config() {
+    return config;
+  }
+
+  /** What the load did: mode, tensors, bytes, time. */
+  public LoadReport loadReport() {
+    return report;
+  }
+
+  /** {@link LoadMode#ALIAS} when the weights are read in place, {@link LoadMode#COPY} when copied. */
+  public LoadMode loadMode() {
+    return report.mode();
+  }
+
+  /** The dtypes of the weight matrices, e.g. {@code [BF16]}. */
+  public Set<DType> weightTypes() {
+    java.util.TreeSet<DType> types = new java.util.TreeSet<>();
+    types.add(embedding.dtype());
+    types.add(lmHead.dtype());
+    for (Layer layer : layers) {
+      for (Matrix m : new Matrix[] {layer.q(), layer.k(), layer.v(), layer.o(), layer.gate(), layer.up(), layer.down()}) {
+        types.add(m.dtype());
+      }
+    }
+    return types;
+  }
+
+  /** Seconds from the start of {@link #load} to a model ready to run (config, open, bind or copy). */
+  public double loadSeconds() {
+    return loadSeconds;
+  }
+
+  /** The number of threads that run the model. */
+  public int threads() {
+    return workers.size();
+  }
+
+  /**
+   * The bytes of weights one decoded token reads: every layer's matrices and norms, the final
+   * norm, the output projection (the whole embedding matrix when tied) and one embedding row.
+   * Decoding is bound by reading them: this divided by the memory's read bandwidth is the
+   * fastest a token can be.
+   */
+  public long weightBytesPerToken() {
+    long bytes = embedding.rowBytes() + lmHead.data().byteSize() + 4L * finalNorm.length;
+    for (Layer layer : layers) {
+      bytes += layer.bytesPerToken();
+    }
+    return bytes;
+  }
+
+  /**
+   * A new session whose KV cache holds {@code capacity} tokens.
+   *
+   * @throws IllegalArgumentException if {@code capacity} is below 1 or too large
+   */
+  public Session newSession(int capacity) {
+    requireOpen();
+    return new Session(this, capacity);
+  }
+
+  /** Whether the model is open. */
+  public boolean isOpen() {
+    return !closed;
+  }
+
+  /** Stops the threads, frees the weights and unmaps the checkpoint. Idempotent. */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    synchronized (workers) {
+      closed = true;
+      workers.close();
+      store.close();
+      if (checkpoint != null) {
+        checkpoint.close();
+      }
+    }
+  }
+
+  void requireOpen() {
+    if (closed) {
+      throw new IllegalStateException("the model is closed");
+    }
+  }
+
+  Workers workers() {
+    return workers;
+  }
+
+  List<Layer> layers() {
+    return layers;
+  }
+
+  Matrix embedding() {
+    return embedding;
+  }
+
+  Matrix lmHead() {
+    return lmHead;
+  }
+
+  float[] finalNorm() {
+    return finalNorm;
+  }
+
+  float[] inverseFrequencies() {
+    return inverseFrequencies;
+  }
+
+  @Override
+  public String toString() {
+    return "LlamaModel[" + config.layers() + " layers, hidden " + config.hiddenSize() + ", "
+        + weightTypes() + ", " + report.mode() + "]";
+  }
+}
