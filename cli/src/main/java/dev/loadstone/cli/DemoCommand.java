@@ -1,41 +1,36 @@
 package dev.loadstone.cli;
 
-import dev.loadstone.safetensors.DType;
-import dev.loadstone.safetensors.SafeTensors;
-import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.llama.Generation;
+import dev.loadstone.llama.Generator;
+import dev.loadstone.llama.LlamaModel;
+import dev.loadstone.llama.Sampler;
+import dev.loadstone.llama.tokenizer.StreamingDecoder;
+import dev.loadstone.llama.tokenizer.Tokenizer;
+import dev.loadstone.store.LoadMode;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+import java.nio.file.FileStore;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 
 /**
- * {@code loadstone demo [--model PATH]}: the reader at work on the example checkpoint shipped
- * in the repository ({@value #EXAMPLE}, a small BF16 Llama), or on any file. Opens and
- * validates it, lists a few tensors, reads and slices tensors zero-copy, copies one with
- * conversion into off-heap memory, and shows that a read after close fails cleanly.
- *
- * <p>The example is found under the system property {@code loadstone.home} (the launcher sets
- * it to the repository root), else under the current directory.
+ * {@code loadstone demo}: what Loadstone is for, in under a minute on a fresh machine with
+ * nothing downloaded. It writes (once, then reuses) a checkpoint of realistic size — random
+ * weights shaped like Llama-3.2-1B — and loads it zero-copy and by copy with speed and memory
+ * side by side; then it generates text with the small trained Llama shipped in the repository.
  */
 final class DemoCommand implements Command {
-  /** The example checkpoint, relative to the repository root. */
-  static final String EXAMPLE = "examples/fortune-llama/model.safetensors";
+  /** The trained example model shipped in the repository. */
+  static final String EXAMPLE_MODEL = "examples/fortune-llama";
+  /** Where the synthetic checkpoint is cached, under {@code loadstone.home}. */
+  static final String CACHE = ".cache/demo/synthetic-llama-3.2-1b";
 
-  private static final int LISTED = 5;
-  private static final int VALUES = 6;
-  private static final long MAX_CONVERTED_BYTES = 64L << 20;
-  private static final ValueLayout.OfFloat F32 =
-      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final String PROMPT = "The meaning of life";
 
   @Override
   public String name() {
@@ -44,208 +39,113 @@ final class DemoCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "[--model PATH]";
+    return "[--cache DIR] [--skip-load]";
   }
 
   @Override
   public String summary() {
-    return "show the reader at work on the example model";
+    return "load a 2.5 GB checkpoint zero-copy and by copy, then generate text";
   }
 
   @Override
   public String description() {
     return """
-        Opens and validates the file (timed), lists a few tensors, reads a tensor and slices a
-        row of a matrix zero-copy, copies a tensor to F32 in off-heap memory, then closes the
-        file and shows that a read after close fails with IllegalStateException.
-
-        The default model is the example shipped in the repository,
-        ${loadstone.home}/%s (the launcher sets loadstone.home to the
-        repository root), else the same path under the current directory.
-        """.formatted(EXAMPLE);
+        1. Writes a synthetic Llama-3.2-1B-shaped BF16 checkpoint (146 tensors, 2.47 GB of
+           random weights) into ${loadstone.home}/%s, once; later runs reuse it.
+        2. Loads it into a VarStore zero-copy (ALIAS) and by copy (COPY), and the naive way
+           (heap read, then copy), with time, speed and memory added, beside a memcpy.
+        3. Generates text with the trained example model in %s (a 4.5 M parameter
+           Llama trained on fortune cookies), its BF16 weights bound zero-copy.
+        --skip-load runs step 3 only.
+        """.formatted(CACHE, EXAMPLE_MODEL);
   }
 
   @Override
   public List<Option> options() {
-    return List.of(Option.valued("--model", "PATH", "a .safetensors file to use instead of the example"));
-  }
-
-  /**
-   * Where the example lives: under {@code home} when given and the file is there, else under
-   * the current directory.
-   */
-  static Path defaultModel(String home) {
-    if (home != null && !home.isBlank()) {
-      Path underHome = Path.of(home).resolve(EXAMPLE);
-      if (Files.exists(underHome)) {
-        return underHome;
-      }
-    }
-    return Path.of(EXAMPLE);
-  }
-
-  /** The path relative to the current directory when it lies below it, for shorter messages. */
-  private static Path shorter(Path path) {
-    Path cwd = Path.of("").toAbsolutePath();
-    return path.isAbsolute() && path.startsWith(cwd) && !path.equals(cwd) ? cwd.relativize(path) : path;
+    return List.of(
+        Option.valued("--cache", "DIR", "where to keep the synthetic checkpoint"),
+        Option.flag("--skip-load", "skip the 2.5 GB load comparison; only generate text"));
   }
 
   @Override
-  public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
+  public int run(Arguments args, PrintStream out, PrintStream err) throws Exception {
     args.require();
-    Optional<String> model = args.value("--model");
-    Path path;
-    if (model.isPresent()) {
-      path = Inputs.safetensorsFile(model.get());
-    } else {
-      path = defaultModel(System.getProperty("loadstone.home"));
-      if (!Files.exists(path)) {
-        throw new NoSuchFileException(path.toString(), null, "the example model is missing; pass --model PATH");
-      }
-      path = Inputs.safetensorsFile(shorter(path).toString());
+    Path home = home();
+    out.println("Loadstone demo: zero-copy loading of .safetensors weights on the JVM");
+    if (!args.has("--skip-load")) {
+      Path cache = args.value("--cache").map(Path::of).orElse(home.resolve(CACHE));
+      compareLoads(cache, out, err);
     }
-
-    out.println("Loadstone demo: " + Text.oneLine(path.toString()) + " (" + Text.size(Files.size(path)) + ")");
-    out.println();
-    long start = System.nanoTime();
-    SafeTensors.open(path).close();
-    long openNanos = System.nanoTime() - start;
-    start = System.nanoTime();
-    SafeTensors file = SafeTensors.open(path);
-    long reopenNanos = System.nanoTime() - start;
-    TensorView read;
-    try {
-      List<TensorView> tensors = file.tensors();
-      out.println("1. Open + validate: " + tensors.size() + " tensors, "
-          + Text.grouped(file.dataLength()) + " bytes of data, " + Text.grouped(file.headerLength())
-          + "-byte header: valid in " + Text.millis(openNanos) + " (again: " + Text.millis(reopenNanos) + ")");
-      out.println("   (memory-mapped: only the header has been read; the first time includes class loading)");
-
-      out.println("2. Tensors in file order (" + Math.min(LISTED, tensors.size()) + " of " + tensors.size() + "):");
-      List<String[]> rows = new ArrayList<>();
-      for (TensorView tensor : tensors.subList(0, Math.min(LISTED, tensors.size()))) {
-        rows.add(new String[] {Text.oneLine(tensor.name()), tensor.dtype().name(),
-            Text.shape(tensor.shape()), Text.grouped(tensor.byteSize()) + " bytes"});
-      }
-      Text.table(rows, "     ", 3).forEach(out::println);
-      if (tensors.size() > LISTED) {
-        out.println("     ... and " + (tensors.size() - LISTED) + " more (loadstone inspect PATH lists them all)");
-      }
-
-      read = pick(file, "model.norm.weight", t -> t.rank() == 1);
-      if (read == null) {
-        out.println("3. Zero-copy read: no float tensor to read");
-      } else {
-        out.println("3. Zero-copy read: " + describe(read) + ", first values decoded to float:");
-        valueRows(read, 0, true).forEach(out::println);
-      }
-
-      TensorView matrix = pick(file, "model.embed_tokens.weight", t -> t.rank() >= 2);
-      if (matrix == null) {
-        out.println("4. Zero-copy slice: no float matrix to slice");
-      } else {
-        long row = Math.min(42, matrix.dim(0) - 1);
-        TensorView slice = matrix.slice(0, row, row + 1);
-        long within = slice.segment().address() - matrix.segment().address();
-        long[] offsets = slice.dataOffsets();
-        out.println("4. Zero-copy slice: row " + row + " of " + Text.oneLine(matrix.name()) + " "
-            + Text.shape(matrix.shape()) + " (axis 0) -> " + Text.shape(slice.shape()));
-        out.println("     same memory: " + Text.grouped(within) + " bytes into the tensor's mapping,"
-            + " data_offsets [" + offsets[0] + ", " + offsets[1] + "]");
-        valueRows(slice, 0, false).forEach(out::println);
-      }
-
-      convert(file, out);
-    } finally {
-      file.close();
-    }
-
-    out.print("6. Close: isOpen() = " + file.isOpen());
-    if (read == null) {
-      out.println();
-    } else {
-      out.println("; reading " + Text.oneLine(read.name()) + " again:");
-      try {
-        out.println("     read " + read.getFloat(0) + " (unexpected: the file is closed)");
-      } catch (IllegalStateException e) {
-        out.println("     " + e.getClass().getSimpleName() + ": " + Text.oneLine(e.getMessage()));
-      }
-    }
+    generate(home.resolve(EXAMPLE_MODEL), out);
     return Main.EXIT_OK;
   }
 
-  /** Step 5: the largest float tensor that stays small in F32, copied to F32 off-heap. */
-  private static void convert(SafeTensors file, PrintStream out) {
-    Optional<TensorView> candidate = file.tensors().stream()
-        .filter(t -> t.dtype().isFloatingPoint() && t.elementCount() > 0)
-        .filter(t -> t.elementCount() * 4 <= MAX_CONVERTED_BYTES)
-        .max(Comparator.comparingLong(TensorView::elementCount));
-    if (candidate.isEmpty()) {
-      out.println("5. Copy with conversion: no float tensor small enough to convert");
-      return;
-    }
-    TensorView tensor = candidate.get();
-    long count = tensor.elementCount();
-    out.println("5. Copy with conversion: " + describe(tensor) + " -> F32, off-heap (Arena.ofConfined)");
-    try (Arena arena = Arena.ofConfined()) {
-      long begin = System.nanoTime();
-      MemorySegment target = arena.allocate(count * 4, 64);
-      tensor.copyTo(target, DType.F32);
-      long nanos = System.nanoTime() - begin;
-      begin = System.nanoTime();
-      tensor.copyTo(target, DType.F32);
-      long again = System.nanoTime() - begin;
-      long mismatches = 0;
-      for (long i = 0; i < count; i++) {
-        if (Float.floatToRawIntBits(target.getAtIndex(F32, i)) != Float.floatToRawIntBits(tensor.getFloat(i))) {
-          mismatches++;
-        }
+  private static Path home() {
+    String home = System.getProperty("loadstone.home");
+    return home == null || home.isBlank() ? Path.of("") : Path.of(home);
+  }
+
+  private static void compareLoads(Path cache, PrintStream out, PrintStream err) throws IOException {
+    out.println();
+    out.println("1. A checkpoint of realistic size: random weights shaped like Llama-3.2-1B (BF16)");
+    if (SyntheticLlama.existsIn(cache)) {
+      out.println("   reusing " + cache);
+    } else {
+      long needed = 2_600_000_000L;
+      Files.createDirectories(cache);
+      FileStore store = Files.getFileStore(cache);
+      if (store.getUsableSpace() < needed) {
+        out.println("   skipped: " + cache + " has " + Text.size(store.getUsableSpace())
+            + " free, the checkpoint needs 2.5 GB (use --cache DIR)");
+        return;
       }
-      out.println("     " + Text.grouped(tensor.byteSize()) + " bytes " + tensor.dtype() + " -> "
-          + Text.grouped(target.byteSize()) + " bytes F32 in " + Text.millis(nanos)
-          + " (again: " + Text.millis(again) + ")");
-      out.println("     check: "
-          + (mismatches == 0
-              ? "all " + Text.grouped(count) + " values equal getFloat(i)"
-              : mismatches + " of " + Text.grouped(count) + " values differ from getFloat(i)"));
+      long start = System.nanoTime();
+      SyntheticLlama.write(cache, 1234);
+      out.printf(Locale.ROOT, "   written to %s in %.1f s (kept for the next run)%n", cache,
+          (System.nanoTime() - start) / 1e9);
     }
+    int threads = Runtime.getRuntime().availableProcessors();
+    LoadBenchmark.Result alias = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.ALIAS,
+        Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA), err);
+    LoadBenchmark.Result copy = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.COPY,
+        Optional.empty(), threads, 1, true, LoadBenchmark.Backend.JAVA), err);
+    out.printf(Locale.ROOT, "   %d tensors, %s, read into the page cache first%n", copy.tensors(),
+        Text.size(copy.bytes()));
+    out.println();
+    out.printf(Locale.ROOT, "2. Loading it into a VarStore (%d threads):%n", threads);
+    out.println("                                   time       speed         memory added");
+    out.printf(Locale.ROOT, "   ALIAS  zero-copy (open + bind) %8.1f ms  %-12s  %s%n",
+        alias.medianSeconds() * 1e3, "-", Text.size(Math.max(0, alias.peakAnonBytes() - alias.baselineAnonBytes())));
+    out.printf(Locale.ROOT, "   COPY   one copy, BF16 -> BF16  %8.3f s   %5.1f GB/s    %s (%.2fx the weights)%n",
+        copy.medianSeconds(), copy.medianGbps(), Text.size(copy.peakAnonBytes() - copy.baselineAnonBytes()),
+        (double) (copy.peakAnonBytes() - copy.baselineAnonBytes()) / copy.bytes());
+    double naive = copy.naiveSeconds().orElse(Double.NaN);
+    out.printf(Locale.ROOT, "   naive  heap read, then copy    %8.3f s   %5.1f GB/s    plus a heap copy of each tensor%n",
+        naive, copy.bytes() / naive / 1e9);
+    out.printf(Locale.ROOT, "   memcpy of the same bytes       %8.3f s   %5.1f GB/s%n",
+        copy.bytes() / copy.medianMemcpyGbps() / 1e9, copy.medianMemcpyGbps());
   }
 
-  /** The named tensor if it is a float tensor, else the first float tensor that fits. */
-  private static TensorView pick(SafeTensors file, String name, java.util.function.Predicate<TensorView> fits) {
-    Optional<TensorView> named = file.find(name).filter(t -> t.dtype().isFloatingPoint() && t.elementCount() > 0);
-    return named.or(() -> file.tensors().stream()
-            .filter(t -> t.dtype().isFloatingPoint() && t.elementCount() > 0 && fits.test(t))
-            .findFirst())
-        .orElse(null);
-  }
-
-  private static String describe(TensorView tensor) {
-    return Text.oneLine(tensor.name()) + " " + tensor.dtype() + " " + Text.shape(tensor.shape());
-  }
-
-  /** A small table of the first values: raw bits (optionally) and decoded floats. */
-  private static List<String> valueRows(TensorView tensor, long first, boolean withBits) {
-    int n = (int) Math.min(VALUES, tensor.elementCount() - first);
-    String[] bits = new String[n + 1];
-    String[] values = new String[n + 1];
-    bits[0] = "bits";
-    values[0] = "float";
-    int hexDigits = (tensor.dtype().bits() + 3) / 4;
-    for (int i = 0; i < n; i++) {
-      bits[i + 1] = String.format(Locale.ROOT, "0x%0" + hexDigits + "x", tensor.getBits(first + i));
-      values[i + 1] = Text.number(tensor.getFloat(first + i));
+  private static void generate(Path directory, PrintStream out) throws IOException {
+    out.println();
+    out.println("3. Generating text with the example model " + directory.getFileName()
+        + " (a small Llama trained on fortune cookies):");
+    Tokenizer tokenizer = Tokenizer.load(directory.resolve("tokenizer.json"));
+    try (LlamaModel model = LlamaModel.load(directory, LlamaModel.Options.defaults())) {
+      out.printf(Locale.ROOT, "   loaded in %.0f ms, %s, %s of weights bound in place%n",
+          model.loadSeconds() * 1e3, model.loadMode(), Text.size(model.loadReport().bytesRead()));
+      int[] prompt = tokenizer.encode(PROMPT, true);
+      Set<Integer> stop = new HashSet<>(model.config().eosTokenIds());
+      StreamingDecoder decoder = tokenizer.streamingDecoder(true);
+      out.print("   > " + PROMPT);
+      Generation result = new Generator(model, Sampler.of(0.8, 0.95, 42)).generate(prompt, 60, stop, token -> {
+        out.print(decoder.next(token).replace("\n", "\n     "));
+        out.flush();
+      });
+      out.print(decoder.finish());
+      out.println();
+      out.printf(Locale.ROOT, "   %d tokens, %.0f tokens/s (temperature 0.8, top-p 0.95, seed 42)%n",
+          result.tokens().length, result.decodeTokensPerSecond());
     }
-    List<String[]> rows = withBits ? List.of(bits, values) : List.<String[]>of(values);
-    int[] right = new int[n];
-    for (int i = 0; i < n; i++) {
-      right[i] = i + 1;
-    }
-    List<String> lines = new ArrayList<>(Text.table(rows, "     ", right));
-    if (tensor.elementCount() - first > n) {
-      int last = lines.size() - 1;
-      lines.set(last, lines.get(last) + "  ...");
-    }
-    return lines;
   }
 }

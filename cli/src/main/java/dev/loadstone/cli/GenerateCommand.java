@@ -8,9 +8,10 @@ import dev.loadstone.llama.LlamaConfig;
 import dev.loadstone.llama.LlamaModel;
 import dev.loadstone.llama.ReadBandwidth;
 import dev.loadstone.llama.Sampler;
+import dev.loadstone.llama.tokenizer.StreamingDecoder;
+import dev.loadstone.llama.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
@@ -117,14 +118,15 @@ final class GenerateCommand implements Command {
     boolean printIds = args.has("--print-ids");
 
     // Text in or out needs the tokenizer: check for it before loading the weights.
-    TextTokenizer tokenizer = null;
+    Tokenizer tokenizer = null;
     if (text.isPresent() || !printIds) {
-      try {
-        tokenizer = TextTokenizer.load(directory);
-      } catch (TextTokenizer.UnavailableException e) {
-        err.println("loadstone generate: " + Text.oneLine(e.getMessage()));
+      Path file = directory.resolve("tokenizer.json");
+      if (!Files.isRegularFile(file)) {
+        err.println("loadstone generate: " + Text.oneLine(directory.toString()) + " has no tokenizer.json"
+            + " for text: give the prompt as --prompt-ids and print the result with --print-ids");
         return Main.EXIT_USAGE;
       }
+      tokenizer = Tokenizer.load(file);
     }
 
     LlamaModel model;
@@ -159,26 +161,17 @@ final class GenerateCommand implements Command {
       }
       Set<Integer> stop = args.has("--ignore-eos") ? Set.of() : new HashSet<>(config.eosTokenIds());
       Sampler sampler = temperature == 0 ? Sampler.greedy() : Sampler.of(temperature, topP, seed);
-      TextTokenizer.Stream stream = printIds ? null : tokenizer.stream();
-      Generation result;
-      try {
-        result = new Generator(model, sampler).generate(promptIds, maxNewTokens, stop, token -> {
+      StreamingDecoder stream = printIds ? null : tokenizer.streamingDecoder(true);
+      Generation result = new Generator(model, sampler).generate(promptIds, maxNewTokens, stop, token -> {
           if (stream != null && !stop.contains(token)) {
-            try {
-              out.print(stream.next(token));
-              out.flush();
-            } catch (IOException e) {
-              throw new UncheckedIOException(e);
-            }
+            out.print(stream.next(token));
+            out.flush();
           }
         });
-      } catch (UncheckedIOException e) {
-        throw e.getCause();
-      }
       if (printIds) {
         out.println(Arrays.stream(result.tokens()).mapToObj(Integer::toString).collect(Collectors.joining(",")));
       } else {
-        out.println();
+        out.println(stream.finish());
       }
       out.flush();
       err.printf(Locale.ROOT, "prompt: %d tokens in %.3f s (%.1f tokens/s, one batched pass)%n",

@@ -44,6 +44,7 @@ public final class Main {
       new ConvertCommand(),
       new BenchCommand(),
       new DemoCommand(),
+      new TourCommand(),
       new GenerateCommand());
 
   private static final String DEBUG_ENV = "LOADSTONE_DEBUG";

@@ -77,11 +77,11 @@ final class Cli {
   static Path repoRoot() {
     Path dir = Path.of(System.getProperty("user.dir")).toAbsolutePath();
     for (Path p = dir; p != null; p = p.getParent()) {
-      if (Files.exists(p.resolve(DemoCommand.EXAMPLE))) {
+      if (Files.exists(p.resolve(TourCommand.EXAMPLE))) {
         return p;
       }
     }
-    throw new IllegalStateException("no " + DemoCommand.EXAMPLE + " above " + dir);
+    throw new IllegalStateException("no " + TourCommand.EXAMPLE + " above " + dir);
   }
 
   /** Fails unless the text holds no stack trace. */

@@ -193,7 +193,7 @@ class ConvertCommandTest {
 
   @Test
   void theExampleRoundTripsThroughF32() throws IOException {
-    Path example = Cli.repoRoot().resolve(DemoCommand.EXAMPLE);
+    Path example = Cli.repoRoot().resolve(TourCommand.EXAMPLE);
     Path f32 = dir.resolve("f32.safetensors");
     Path back = dir.resolve("back.safetensors");
     Path canonical = dir.resolve("canonical.safetensors");

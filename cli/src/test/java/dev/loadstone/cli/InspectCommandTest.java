@@ -90,7 +90,7 @@ class InspectCommandTest {
 
   @Test
   void jsonOfTheExample() throws IOException {
-    Path example = Cli.repoRoot().resolve(DemoCommand.EXAMPLE);
+    Path example = Cli.repoRoot().resolve(TourCommand.EXAMPLE);
     Cli.Result result = Cli.run("inspect", example.toString(), "--json");
     assertEquals(0, result.exit(), result.err());
     @SuppressWarnings("unchecked")

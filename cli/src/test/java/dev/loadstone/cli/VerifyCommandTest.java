@@ -30,7 +30,7 @@ class VerifyCommandTest {
 
   @Test
   void theExample() {
-    Path example = Cli.repoRoot().resolve(DemoCommand.EXAMPLE);
+    Path example = Cli.repoRoot().resolve(TourCommand.EXAMPLE);
     Cli.Result result = Cli.run("verify", example.toString());
     assertEquals(0, result.exit(), result.err());
     assertEquals("OK " + example + ": 56 tensors, 8,968,704 bytes\n", result.out());
