@@ -6,6 +6,7 @@ import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.safetensors.TensorWriter;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -151,9 +152,9 @@ final class ConvertCommand implements Command {
       }
       Map<String, String> metadata = checkpoint.metadata().orElse(null);
 
-      Output output;
+      TensorWriter output;
       if (maxShardSize.isPresent()) {
-        output = Output.of(CheckpointWriter.create(target, metadata, specs, maxShardSize.get()));
+        output = CheckpointWriter.create(target, metadata, specs, maxShardSize.get());
       } else {
         if (outIsDirectory) {
           Files.createDirectories(out0);
@@ -163,7 +164,7 @@ final class ConvertCommand implements Command {
             throw new NoSuchFileException(outArgument, null, "the output's directory does not exist");
           }
         }
-        output = Output.of(SafeTensorsWriter.create(target, metadata, specs));
+        output = SafeTensorsWriter.create(target, metadata, specs);
       }
       long bytesOut;
       ProgressBar progress = ProgressBar.forTerminal(err, "converting", bytesIn);
@@ -228,7 +229,7 @@ final class ConvertCommand implements Command {
    *
    * @return the bytes of tensor data written
    */
-  private long copy(Checkpoint checkpoint, Output output, ProgressBar progress)
+  private long copy(Checkpoint checkpoint, TensorWriter output, ProgressBar progress)
       throws IOException {
     long written = 0;
     try (Arena arena = Arena.ofConfined()) {
@@ -265,79 +266,5 @@ final class ConvertCommand implements Command {
       }
     }
     return written;
-  }
-
-  /** Where the tensors go: one file or a model directory. */
-  private interface Output extends AutoCloseable {
-    /** The tensors in the order their bytes must come. */
-    List<TensorSpec> tensors();
-
-    void write(String name, MemorySegment chunk) throws IOException;
-
-    void commit() throws IOException;
-
-    /** The data files written, by name. */
-    List<String> files();
-
-    @Override
-    void close();
-
-    static Output of(SafeTensorsWriter writer) {
-      return new Output() {
-        @Override
-        public List<TensorSpec> tensors() {
-          return writer.tensors();
-        }
-
-        @Override
-        public void write(String name, MemorySegment chunk) throws IOException {
-          writer.write(name, chunk);
-        }
-
-        @Override
-        public void commit() throws IOException {
-          writer.commit();
-        }
-
-        @Override
-        public List<String> files() {
-          return List.of(writer.target().getFileName().toString());
-        }
-
-        @Override
-        public void close() {
-          writer.close();
-        }
-      };
-    }
-
-    static Output of(CheckpointWriter writer) {
-      return new Output() {
-        @Override
-        public List<TensorSpec> tensors() {
-          return writer.tensors();
-        }
-
-        @Override
-        public void write(String name, MemorySegment chunk) throws IOException {
-          writer.write(name, chunk);
-        }
-
-        @Override
-        public void commit() throws IOException {
-          writer.commit();
-        }
-
-        @Override
-        public List<String> files() {
-          return writer.files();
-        }
-
-        @Override
-        public void close() {
-          writer.close();
-        }
-      };
-    }
   }
 }

@@ -3,6 +3,7 @@ package dev.loadstone.checkpoint;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.safetensors.TensorWriter;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -61,7 +62,7 @@ import java.util.regex.Pattern;
  *
  * <p>Instances are not thread-safe.
  */
-public final class CheckpointWriter implements AutoCloseable {
+public final class CheckpointWriter implements TensorWriter {
   /** The default maximum shard size, Hugging Face's: 5 GB of tensor data. */
   public static final long DEFAULT_MAX_SHARD_SIZE = 5_000_000_000L;
 
@@ -204,11 +205,13 @@ public final class CheckpointWriter implements AutoCloseable {
   }
 
   /** Every tensor, in the order in which to stream their bytes ({@link TensorSpec#canonicalOrder()}). */
+  @Override
   public List<TensorSpec> tensors() {
     return tensors;
   }
 
   /** The file names of the shards, in shard order, without the index. */
+  @Override
   public List<String> files() {
     return files;
   }
@@ -232,11 +235,13 @@ public final class CheckpointWriter implements AutoCloseable {
    *     writer is committed or closed
    * @throws IOException if writing fails
    */
+  @Override
   public void write(String name, MemorySegment chunk) throws IOException {
     writerFor(name).write(name, chunk);
   }
 
   /** Writes a whole tensor, as {@link SafeTensorsWriter#write(TensorView)} does. */
+  @Override
   public void write(TensorView tensor) throws IOException {
     writerFor(tensor.name()).write(tensor);
   }
@@ -250,6 +255,7 @@ public final class CheckpointWriter implements AutoCloseable {
    *     failed, or the writer is committed or closed
    * @throws IOException if a rename or the index fails
    */
+  @Override
   public void commit() throws IOException {
     requireOpen();
     for (int i = 0; i < writers.length; i++) {

@@ -67,7 +67,7 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * <p>Instances are not thread-safe.
  */
-public final class SafeTensorsWriter implements AutoCloseable {
+public final class SafeTensorsWriter implements TensorWriter {
   /** The most bytes handed to one channel write: a ByteBuffer holds at most 2^31 - 1. */
   private static final long MAX_WRITE = 1L << 30;
   /** The staging buffer for heap segments that cannot be viewed as a ByteBuffer. */
@@ -188,6 +188,7 @@ public final class SafeTensorsWriter implements AutoCloseable {
   }
 
   /** The tensors in file order: the order in which their bytes must be written. */
+  @Override
   public List<TensorSpec> tensors() {
     return tensors;
   }
@@ -195,6 +196,12 @@ public final class SafeTensorsWriter implements AutoCloseable {
   /** The file this writer creates or replaces at {@link #commit()}. */
   public Path target() {
     return target;
+  }
+
+  /** The target's file name, the one data file this writes. */
+  @Override
+  public List<String> files() {
+    return List.of(target.getFileName().toString());
   }
 
   /**
@@ -210,6 +217,7 @@ public final class SafeTensorsWriter implements AutoCloseable {
    * @throws IOException if writing fails; the writer is then unusable and {@link #close()}
    *     deletes the temporary file, leaving the target unchanged
    */
+  @Override
   public void write(String name, MemorySegment chunk) throws IOException {
     Objects.requireNonNull(chunk, "chunk");
     int index = indexOf(name);
@@ -255,6 +263,7 @@ public final class SafeTensorsWriter implements AutoCloseable {
    * @throws IllegalStateException as {@link #write(String, MemorySegment)}
    * @throws IOException as {@link #write(String, MemorySegment)}
    */
+  @Override
   public void write(TensorView tensor) throws IOException {
     int index = indexOf(tensor.name());
     TensorSpec spec = tensors.get(index);
@@ -285,6 +294,7 @@ public final class SafeTensorsWriter implements AutoCloseable {
    * @throws IOException if the rename fails (the target is then unchanged) or the file system
    *     cannot rename atomically
    */
+  @Override
   public void commit() throws IOException {
     if (state == State.OPEN) {
       int next = nextIncomplete();
