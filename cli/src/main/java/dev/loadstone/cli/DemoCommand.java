@@ -137,13 +137,20 @@ final class DemoCommand implements Command {
       int[] prompt = tokenizer.encode(PROMPT, true);
       Set<Integer> stop = new HashSet<>(model.config().eosTokenIds());
       StreamingDecoder decoder = tokenizer.streamingDecoder(true);
-      out.print("   > " + PROMPT);
+      StringBuilder text = new StringBuilder();
+      out.println("   prompt: \"" + PROMPT + "\"");
+      out.println();
+      out.print(PROMPT);
       Generation result = new Generator(model, Sampler.of(0.8, 0.95, 42)).generate(prompt, 60, stop, token -> {
-        out.print(decoder.next(token).replace("\n", "\n     "));
+        String piece = decoder.next(token);
+        text.append(piece);
+        out.print(piece);
         out.flush();
       });
-      out.print(decoder.finish());
-      out.println();
+      text.append(decoder.finish());
+      if (text.isEmpty() || text.charAt(text.length() - 1) != '\n') {
+        out.println();
+      }
       out.printf(Locale.ROOT, "   %d tokens, %.0f tokens/s (temperature 0.8, top-p 0.95, seed 42)%n",
           result.tokens().length, result.decodeTokensPerSecond());
     }

@@ -17,7 +17,7 @@ class DemoCommandTest {
       String out = result.out();
       assertTrue(out.contains("3. Generating text with the example model fortune-llama"), out);
       assertTrue(out.contains("ALIAS, 8.6 MiB of weights bound in place"), out);
-      assertTrue(out.contains("> The meaning of life"), out);
+      assertTrue(out.contains("prompt: \"The meaning of life\"\n\nThe meaning of life"), out);
       assertTrue(out.matches("(?s).*\\n   \\d+ tokens, \\d+ tokens/s .*"), out);
       Cli.assertNoStackTrace(result.err());
     } finally {
