@@ -56,8 +56,18 @@ final class Conversion {
       f32ToBf16(source, first * 4, target, targetOffset, count);
     } else if (from == DType.F32 && to == DType.F16) {
       f32ToF16(source, first * 4, target, targetOffset, count);
+    } else if (to == DType.F32 && from.bits() == 8 && from.isFloatingPoint()) {
+      byteFloatToF32(MiniFloats.table(from), source, first, target, targetOffset, count);
     } else {
       general(source, from, first, target, targetOffset, to, count);
+    }
+  }
+
+  /** An 8-bit float to F32 through its 256-entry table: one load and one store per element. */
+  private static void byteFloatToF32(float[] table, MemorySegment source, long sourceOffset,
+      MemorySegment target, long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
+      target.set(FLOAT, targetOffset + 4 * i, table[source.get(ValueLayout.JAVA_BYTE, sourceOffset + i) & 0xFF]);
     }
   }
 
