@@ -218,9 +218,4 @@ public final class VarStore implements AutoCloseable {
   public String toString() {
     return "VarStore[" + variables.size() + " variables, " + byteSize() + " bytes]";
   }
-
-  /** A variable list, for the loader. */
-  List<Variable> snapshot() {
-    return new ArrayList<>(variables());
-  }
 }

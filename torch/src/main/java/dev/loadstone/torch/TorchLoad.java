@@ -5,22 +5,17 @@ import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadPlan;
+import dev.loadstone.store.LoadPlan.Assignment;
+import dev.loadstone.store.LoadPlan.Target;
 import dev.loadstone.store.LoadReport;
-import dev.loadstone.store.LoadReport.Conversion;
-import dev.loadstone.store.LoadReport.Mismatch;
-import dev.loadstone.store.MappedPages;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
+import java.util.Set;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -46,20 +41,10 @@ final class TorchLoad {
    */
   private static final long CHUNK_BYTES = 8L << 20;
 
-  private record Assignment(String name, Tensor target, DType targetDType, TensorView tensor) {}
-
   private final Module module;
   private final Checkpoint checkpoint;
   private final LoadOptions options;
   private final Optional<Device> device;
-  private final long started = System.nanoTime();
-
-  private final List<Assignment> assignments = new ArrayList<>();
-  private final List<String> missing = new ArrayList<>();
-  private final List<String> unexpected = new ArrayList<>();
-  private final List<Mismatch> mismatches = new ArrayList<>();
-  private final List<Conversion> conversions = new ArrayList<>();
-  private final Map<String, String> renamed = new LinkedHashMap<>();
 
   TorchLoad(Module module, Checkpoint checkpoint, LoadOptions options, Optional<Device> device) {
     TorchLoader.requireCopyMode(options);
@@ -74,69 +59,26 @@ final class TorchLoad {
     // The scope frees this load's tensor handles (not the tensors, which the module holds) at
     // once rather than whenever the garbage collector gets to them.
     try (PointerScope scope = new PointerScope()) {
-      Map<String, Tensor> targets = TorchModules.namedTensors(module);
-      plan(targets);
-      if (options.strict() && (!missing.isEmpty() || !mismatches.isEmpty())) {
-        LoadReport report = report(false);
-        throw new LoadException("refusing to load " + checkpoint.path() + ": " + report.summary(), report, null);
-      }
-      device.ifPresent(d -> moveTo(d, targets));
-      copy();
-      return report(true);
+      Map<String, Target<Tensor>> targets = new LinkedHashMap<>();
+      TorchModules.namedTensors(module).forEach((name, tensor) -> {
+        ScalarType type = tensor.scalar_type();
+        targets.put(name, new Target<>(tensor, TorchTensors.shape(tensor), TorchTensors.dtype(type), type.name()));
+      });
+      LoadPlan<Tensor> plan = LoadPlan.create(checkpoint, options, targets, TorchLoad::refusal);
+      plan.requireAcceptable();
+      device.ifPresent(d -> moveTo(d, targets, plan.assignments()));
+      Workers.keepingThreadSetting(() -> plan.copyInChunks(CHUNK_BYTES, Workers::libtorchCaller,
+          assignment -> !assignment.target().handle().is_contiguous(), TorchLoad::copyChunk));
+      return plan.report(true);
     }
   }
 
-  private void plan(Map<String, Tensor> targets) throws LoadException {
-    Map<String, TensorView> byTarget = new HashMap<>();
-    for (TensorView tensor : checkpoint.tensors()) {
-      Optional<String> name = options.names().apply(tensor.name());
-      if (name.isEmpty() || !targets.containsKey(name.get())) {
-        unexpected.add(tensor.name());
-        continue;
-      }
-      TensorView previous = byTarget.putIfAbsent(name.get(), tensor);
-      if (previous != null) {
-        throw new LoadException(checkpoint.path() + ": tensors '" + previous.name() + "' and '"
-            + tensor.name() + "' both map to '" + name.get() + "' (" + options.names() + ")", report(false), null);
-      }
-      if (!name.get().equals(tensor.name())) {
-        renamed.put(tensor.name(), name.get());
-      }
+  private static Optional<String> refusal(TensorView tensor, DType target) {
+    if (TorchTensors.canCopy(tensor.dtype(), target)) {
+      return Optional.empty();
     }
-    for (Map.Entry<String, Tensor> entry : targets.entrySet()) {
-      String name = entry.getKey();
-      Tensor target = entry.getValue();
-      TensorView tensor = byTarget.get(name);
-      if (tensor == null) {
-        missing.add(name);
-        continue;
-      }
-      Path file = tensor.file().orElse(checkpoint.path());
-      long[] shape = TorchTensors.shape(target);
-      if (!Arrays.equals(shape, tensor.shape())) {
-        mismatches.add(new Mismatch(name, tensor.name(), file, Mismatch.Kind.SHAPE,
-            Arrays.toString(shape), Arrays.toString(tensor.shape())));
-        continue;
-      }
-      ScalarType targetType = target.scalar_type();
-      Optional<DType> targetDType = TorchTensors.dtype(targetType);
-      if (targetDType.isEmpty()) {
-        mismatches.add(new Mismatch(name, tensor.name(), file, Mismatch.Kind.DTYPE,
-            targetType.name() + " (no safetensors dtype)", tensor.dtype().name()));
-        continue;
-      }
-      if (!TorchTensors.canCopy(tensor.dtype(), targetDType.get())) {
-        String why = TorchTensors.scalarType(tensor.dtype()).isEmpty() ? " (libtorch has no such dtype)"
-            : " (libtorch cannot convert it)";
-        mismatches.add(new Mismatch(name, tensor.name(), file, Mismatch.Kind.DTYPE,
-            targetDType.get().name(), tensor.dtype().name() + why));
-        continue;
-      }
-      if (tensor.dtype() != targetDType.get()) {
-        conversions.add(new Conversion(name, tensor.dtype(), targetDType.get()));
-      }
-      assignments.add(new Assignment(name, target, targetDType.get(), tensor));
-    }
+    return Optional.of(TorchTensors.scalarType(tensor.dtype()).isEmpty() ? "libtorch has no such dtype"
+        : "libtorch cannot convert it");
   }
 
   /**
@@ -144,110 +86,43 @@ final class TorchLoad {
    * the module's references stay valid); a tensor about to be loaded gets fresh memory there
    * rather than a copy of its old values.
    */
-  private void moveTo(Device device, Map<String, Tensor> targets) {
-    Map<String, Assignment> loading = new HashMap<>();
-    assignments.forEach(a -> loading.put(a.name(), a));
+  private static void moveTo(Device device, Map<String, Target<Tensor>> targets,
+      List<Assignment<Tensor>> assignments) {
+    Set<String> loading = new HashSet<>();
+    assignments.forEach(a -> loading.add(a.name()));
     try (NoGradGuard noGrad = new NoGradGuard()) {
-      moveTo(device, targets, loading);
-    }
-  }
-
-  private static void moveTo(Device device, Map<String, Tensor> targets, Map<String, Assignment> loading) {
-    for (Map.Entry<String, Tensor> entry : targets.entrySet()) {
-      Tensor tensor = entry.getValue();
-      if (tensor.device().equals(device)) {
-        continue;
-      }
-      try (PointerScope scope = new PointerScope()) {
-        Tensor moved = loading.containsKey(entry.getKey())
-            ? torch.empty(TorchTensors.shape(tensor), new TensorOptions(device)
-                .dtype(new ScalarTypeOptional(tensor.scalar_type())), new MemoryFormatOptional())
-            : tensor.to(device, tensor.scalar_type());
-        tensor.set_data(moved);
-      }
-    }
-  }
-
-  private record Chunk(Assignment assignment, Tensor flat, long first, long count) {}
-
-  private void copy() throws LoadException {
-    long bytesTotal = assignments.stream().mapToLong(a -> a.tensor().byteSize()).sum();
-    try (PointerScope scope = new PointerScope()) {
-      List<Chunk> chunks = new ArrayList<>();
-      for (Assignment assignment : assignments) {
-        Tensor target = assignment.target();
-        long elements = assignment.tensor().elementCount();
-        if (!target.is_contiguous()) {
-          // A strided parameter (a transposed view, say): one copy_ of the whole tensor, which
-          // libtorch lays out by the target's strides.
-          chunks.add(new Chunk(assignment, null, 0, elements));
+      for (Map.Entry<String, Target<Tensor>> entry : targets.entrySet()) {
+        Tensor tensor = entry.getValue().handle();
+        if (tensor.device().equals(device)) {
           continue;
         }
-        Tensor flat = target.view(-1);
-        long bytesPerElement = Math.max(assignment.tensor().dtype().bits(), assignment.targetDType().bits()) / 8;
-        long chunkElements = Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L);
-        for (long first = 0; first < elements; first += chunkElements) {
-          chunks.add(new Chunk(assignment, flat, first, Math.min(chunkElements, elements - first)));
+        try (PointerScope scope = new PointerScope()) {
+          Tensor moved = loading.contains(entry.getKey())
+              ? torch.empty(TorchTensors.shape(tensor), new TensorOptions(device)
+                  .dtype(new ScalarTypeOptional(tensor.scalar_type())), new MemoryFormatOptional())
+              : tensor.to(device, tensor.scalar_type());
+          tensor.set_data(moved);
         }
-      }
-      AtomicInteger next = new AtomicInteger();
-      AtomicLong done = new AtomicLong();
-      AtomicReference<LoadException> failed = new AtomicReference<>();
-      Workers.run(Math.min(options.threads(), Math.max(1, chunks.size())), () -> {
-        int index;
-        while (failed.get() == null && (index = next.getAndIncrement()) < chunks.size()) {
-          Chunk chunk = chunks.get(index);
-          Assignment assignment = chunk.assignment();
-          try (PointerScope chunkScope = new PointerScope()) {
-            copyChunk(chunk);
-            long bytes = assignment.tensor().dtype().byteSize(chunk.count());
-            options.progress().onProgress(done.addAndGet(bytes), bytesTotal, assignment.name());
-          } catch (RuntimeException e) {
-            failed.compareAndSet(null, failure(assignment, e));
-          }
-        }
-      });
-      if (failed.get() != null) {
-        throw failed.get();
       }
     }
   }
 
-  /** Copies one chunk's range of mapped bytes into its target, then drops the range's pages. */
-  private void copyChunk(Chunk chunk) {
-    TensorView tensor = chunk.assignment().tensor();
-    long bytesPerElement = tensor.dtype().bits() / 8;
-    MemorySegment source = tensor.segment().asSlice(chunk.first() * bytesPerElement, chunk.count() * bytesPerElement);
+  /**
+   * Copies elements {@code [first, first + count)} of the tensor into its target with
+   * {@code from_blob} over the mapped bytes and {@code copy_}; a strided target is copied whole.
+   */
+  private static void copyChunk(Assignment<Tensor> assignment, long first, long count, MemorySegment source) {
+    // libtorch reads the mapping natively, outside the arena's protection: check first.
     if (!source.scope().isAlive()) {
       throw new IllegalStateException("the checkpoint is closed");
     }
-    ScalarType type = TorchTensors.scalarType(tensor.dtype()).orElseThrow();
-    boolean whole = chunk.flat() == null;
-    Tensor target = whole ? chunk.assignment().target() : chunk.flat().narrow(0, chunk.first(), chunk.count());
-    boolean mapped = source.isMapped();
-    if (mapped) {
-      MappedPages.populate(source);
-    }
-    target.copy_(TorchTensors.wrap(source, type, whole ? tensor.shape() : new long[] {chunk.count()}));
-    if (mapped && options.releaseMappedPages()) {
-      MappedPages.release(source);
-    }
-  }
-
-  private LoadException failure(Assignment assignment, RuntimeException cause) {
     TensorView tensor = assignment.tensor();
-    String file = tensor.file().map(Path::toString).orElse(checkpoint.path().toString());
-    return new LoadException(file + ": tensor '" + tensor.name() + "': copying into '" + assignment.name()
-        + "' failed: " + TorchModules.firstLine(cause), report(false), cause);
-  }
-
-  /** The report; a load that failed (or was refused) counts nothing as loaded. */
-  private LoadReport report(boolean done) {
-    List<String> loaded = done ? assignments.stream().map(Assignment::name).toList() : List.of();
-    long bytesRead = done ? assignments.stream().mapToLong(a -> a.tensor().byteSize()).sum() : 0;
-    long bytesWritten = done
-        ? assignments.stream().mapToLong(a -> a.targetDType().byteSize(a.tensor().elementCount())).sum() : 0;
-    return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, renamed,
-        bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9);
+    ScalarType type = TorchTensors.scalarType(tensor.dtype()).orElseThrow();
+    Tensor target = assignment.target().handle();
+    boolean whole = first == 0 && count == tensor.elementCount();
+    try (PointerScope scope = new PointerScope()) {
+      Tensor destination = whole ? target : target.view(-1).narrow(0, first, count);
+      destination.copy_(TorchTensors.wrap(source, type, whole ? tensor.shape() : new long[] {count}));
+    }
   }
 }

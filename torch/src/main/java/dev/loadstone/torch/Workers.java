@@ -22,14 +22,43 @@ final class Workers {
   private Workers() {}
 
   static void run(int threads, Runnable body) {
-    // at::set_num_threads also sets the default that threads adopt on their first libtorch
-    // operation: restored afterwards to what it was.
+    keepingThreadSetting(() -> fanOut(threads, libtorchCaller(body)));
+  }
+
+  /** Work that may throw the checked exception {@code E}. */
+  @FunctionalInterface
+  interface Work<E extends Exception> {
+    void run() throws E;
+  }
+
+  /**
+   * Runs {@code work}, then restores libtorch's intra-op thread count: at::set_num_threads also
+   * sets the default that threads adopt on their first libtorch operation.
+   */
+  static <E extends Exception> void keepingThreadSetting(Work<E> work) throws E {
     int previous = torch.get_num_threads();
-    AtomicReference<Throwable> failure = new AtomicReference<>();
-    Runnable worker = () -> {
+    try {
+      work.run();
+    } finally {
+      torch.set_num_threads(previous);
+    }
+  }
+
+  /** {@code body} as a single-threaded libtorch caller: no autograd, one intra-op thread, a scope. */
+  static Runnable libtorchCaller(Runnable body) {
+    return () -> {
       try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
         torch.set_num_threads(1);
         body.run();
+      }
+    };
+  }
+
+  private static void fanOut(int threads, Runnable worker) {
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    Runnable guarded = () -> {
+      try {
+        worker.run();
       } catch (Throwable t) {
         failure.compareAndSet(null, t);
       }
@@ -37,9 +66,9 @@ final class Workers {
     List<Thread> helpers = new ArrayList<>();
     try {
       for (int t = 1; t < threads; t++) {
-        helpers.add(Thread.ofPlatform().name("loadstone-torch-" + t).daemon().start(worker));
+        helpers.add(Thread.ofPlatform().name("loadstone-torch-" + t).daemon().start(guarded));
       }
-      worker.run();
+      guarded.run();
     } finally {
       boolean interrupted = false;
       for (Thread helper : helpers) {
@@ -52,7 +81,6 @@ final class Workers {
           }
         }
       }
-      torch.set_num_threads(previous);
       if (interrupted) {
         Thread.currentThread().interrupt();
       }
