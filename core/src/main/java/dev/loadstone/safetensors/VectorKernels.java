@@ -1,5 +1,6 @@
 package dev.loadstone.safetensors;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.IntVector;
@@ -38,15 +39,46 @@ final class VectorKernels {
     }
   }
 
+  /** Mapped sources are converted through a staging buffer of this many bytes (fits in L2). */
+  private static final long STAGE_BYTES = 64L << 10;
+
   /**
-   * BF16 to F32: each int of the source holds two bfloat16 (little-endian: element 2k in the
-   * low half), so shifting left by 16 gives the even elements as floats and masking the low half
-   * gives the odd ones; a two-vector shuffle interleaves them back into order.
+   * BF16 to F32 (see {@link #bf16ToF32Direct}). A file mapping is first copied, a block at a
+   * time, into a small staging buffer: if the file was truncated under its mapping, the JVM turns
+   * the fault of its copy routine into an exception, but a fault in a compiled vector load
+   * crashes the JVM (seen with JDK 25). The staging copy stays in cache, so memory traffic is
+   * unchanged.
    *
    * @return how many elements were converted (a multiple of twice the lane count); the caller
    *     converts the rest
    */
   static long bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
+    if (!source.isMapped()) {
+      return bf16ToF32Direct(source, sourceOffset, target, targetOffset, count);
+    }
+    int perStep = 2 * Species.LANES;
+    long bound = count - count % perStep;
+    long blockElements = STAGE_BYTES / 2;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment stage = arena.allocate(STAGE_BYTES, 64);
+      for (long done = 0; done < bound; done += blockElements) {
+        long n = Math.min(blockElements, bound - done);
+        MemorySegment.copy(source, sourceOffset + 2 * done, stage, 0, 2 * n);
+        bf16ToF32Direct(stage, 0, target, targetOffset + 4 * done, n);
+      }
+    }
+    return bound;
+  }
+
+  /**
+   * BF16 to F32 on memory that cannot fault: each int of the source holds two bfloat16
+   * (little-endian: element 2k in the low half), so shifting left by 16 gives the even elements
+   * as floats and masking the low half gives the odd ones; a two-vector shuffle interleaves them
+   * back into order.
+   *
+   * @return how many elements were converted (a multiple of twice the lane count)
+   */
+  private static long bf16ToF32Direct(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
     VectorSpecies<Integer> ints = Species.INTS;
     int perStep = 2 * Species.LANES;
     long bound = count - count % perStep;

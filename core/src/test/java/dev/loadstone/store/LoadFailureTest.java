@@ -56,6 +56,27 @@ class LoadFailureTest {
   }
 
   @Test
+  void truncationUnderACompiledConversionKernelIsAnExceptionNotACrash() throws IOException {
+    Path file = writeTwoTensors();
+    try (VarStore store = new VarStore(); Checkpoint checkpoint = Checkpoint.open(file)) {
+      store.root().sub("a").zeros("small", DType.F32, 64);
+      Variable big = store.root().sub("b").zeros("big", DType.F32, 8L << 20);
+      // Warm the BF16 -> F32 path on the mapping until the JIT compiles it: a fault in compiled
+      // vector code used to take the JVM down.
+      for (int round = 0; round < 40; round++) {
+        store.load(checkpoint, LoadOptions.defaults().withThreads(1).withReleaseMappedPages(false));
+      }
+      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+        channel.truncate(channel.size() / 3);
+      }
+      LoadException e = assertThrows(LoadException.class,
+          () -> store.load(checkpoint, LoadOptions.defaults().withThreads(2)));
+      assertTrue(e.getMessage().contains("b.big"), e.getMessage());
+      assertFalse(big.isLoaded());
+    }
+  }
+
+  @Test
   void closingTheCheckpointDuringALoadFailsCleanly() throws Exception {
     Path file = writeTwoTensors();
     for (int round = 0; round < 5; round++) {
