@@ -112,6 +112,28 @@ final class Arguments {
     return positional;
   }
 
+  /**
+   * The whole-number value of {@code option}, or {@code fallback} when it was not given.
+   *
+   * @throws UsageException if the value is not a whole number of at least {@code min}
+   */
+  int integer(String option, int fallback, int min) throws UsageException {
+    Optional<String> value = value(option);
+    if (value.isEmpty()) {
+      return fallback;
+    }
+    try {
+      int parsed = Integer.parseInt(value.get().strip());
+      if (parsed >= min) {
+        return parsed;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new UsageException(option + " needs a whole number of at least " + min + ", not '"
+        + Text.oneLine(value.get()) + "'");
+  }
+
   /** The single positional argument {@code name}; see {@link #require(String...)}. */
   String requireOne(String name) throws UsageException {
     return require(name).get(0);

@@ -86,8 +86,8 @@ final class BenchCommand implements Command {
     if (backend == LoadBenchmark.Backend.TORCH && mode == LoadMode.ALIAS) {
       throw new UsageException("--backend torch copies into libtorch tensors: use --mode copy");
     }
-    int threads = positive(args, "--threads", Runtime.getRuntime().availableProcessors());
-    int runs = positive(args, "--runs", 5);
+    int threads = args.integer("--threads", Runtime.getRuntime().availableProcessors(), 1);
+    int runs = args.integer("--runs", 5, 1);
     if (args.has("--synthetic") && !SyntheticLlama.existsIn(path)) {
       if (Files.exists(path) && !Files.isDirectory(path)) {
         throw new UsageException("--synthetic writes a model directory, but " + path + " is a file");
@@ -117,22 +117,6 @@ final class BenchCommand implements Command {
       case "F32", "F16", "BF16" -> Optional.of(DType.valueOf(upper));
       default -> throw new UsageException("--dtype is keep, F32, F16 or BF16, not '" + Text.oneLine(value) + "'");
     };
-  }
-
-  private static int positive(Arguments args, String option, int fallback) throws UsageException {
-    Optional<String> value = args.value(option);
-    if (value.isEmpty()) {
-      return fallback;
-    }
-    try {
-      int parsed = Integer.parseInt(value.get());
-      if (parsed >= 1) {
-        return parsed;
-      }
-    } catch (NumberFormatException e) {
-      // reported below
-    }
-    throw new UsageException(option + " needs a whole number of at least 1, not '" + Text.oneLine(value.get()) + "'");
   }
 
   private static void writeText(LoadBenchmark.Result r, PrintStream out) {

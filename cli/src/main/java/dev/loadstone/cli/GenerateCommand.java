@@ -104,8 +104,8 @@ final class GenerateCommand implements Command {
       throw new UsageException("give the prompt as either --prompt TEXT or --prompt-ids 1,2,3");
     }
     int[] promptIds = idsText.isPresent() ? parseIds(idsText.get()) : null;
-    int maxNewTokens = integer(args, "--max-new-tokens", DEFAULT_MAX_NEW_TOKENS, 1);
-    int threads = integer(args, "--threads", Runtime.getRuntime().availableProcessors(), 1);
+    int maxNewTokens = args.integer("--max-new-tokens", DEFAULT_MAX_NEW_TOKENS, 1);
+    int threads = args.integer("--threads", Runtime.getRuntime().availableProcessors(), 1);
     double temperature = number(args, "--temperature", DEFAULT_TEMPERATURE);
     if (temperature < 0) {
       throw new UsageException("--temperature must be at least 0, not " + Text.number(temperature));
@@ -237,22 +237,6 @@ final class GenerateCommand implements Command {
     all[0] = first;
     System.arraycopy(rest, 0, all, 1, rest.length);
     return all;
-  }
-
-  private static int integer(Arguments args, String option, int fallback, int min) throws UsageException {
-    Optional<String> value = args.value(option);
-    if (value.isEmpty()) {
-      return fallback;
-    }
-    try {
-      int parsed = Integer.parseInt(value.get().strip());
-      if (parsed >= min) {
-        return parsed;
-      }
-    } catch (NumberFormatException e) {
-      // reported below
-    }
-    throw new UsageException(option + " needs a whole number of at least " + min + ", not '" + Text.oneLine(value.get()) + "'");
   }
 
   private static double number(Arguments args, String option, double fallback) throws UsageException {

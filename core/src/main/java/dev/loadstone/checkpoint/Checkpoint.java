@@ -2,6 +2,7 @@ package dev.loadstone.checkpoint;
 
 import dev.loadstone.checkpoint.CheckpointException.Reason;
 import dev.loadstone.safetensors.SafeTensors;
+import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -128,7 +129,7 @@ public final class Checkpoint implements AutoCloseable {
     Map<Path, List<String>> listed = new LinkedHashMap<>();
     Map<String, Path> owner = HashMap.newHashMap(parsed.weightMap().size());
     List<Map.Entry<String, String>> entries = new ArrayList<>(parsed.weightMap().entrySet());
-    entries.sort(Map.Entry.comparingByValue(ShardIndex::compareCodePoints));
+    entries.sort(Map.Entry.comparingByValue(TensorSpec.nameOrder()));
     for (Map.Entry<String, String> entry : entries) {
       String shardName = entry.getValue();
       Path shard = resolved.get(shardName);

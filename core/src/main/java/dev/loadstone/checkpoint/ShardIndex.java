@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import dev.loadstone.checkpoint.CheckpointException.Reason;
+import dev.loadstone.safetensors.TensorSpec;
 import java.io.IOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
@@ -191,7 +192,7 @@ final class ShardIndex {
     out.append("{\n  \"metadata\": {\n    \"total_size\": ").append(totalSize)
         .append("\n  },\n  \"weight_map\": ");
     List<Map.Entry<String, String>> entries = new ArrayList<>(weightMap.entrySet());
-    entries.sort(Map.Entry.comparingByKey(ShardIndex::compareCodePoints));
+    entries.sort(Map.Entry.comparingByKey(TensorSpec.nameOrder()));
     if (entries.isEmpty()) {
       out.append("{}");
     } else {
@@ -233,21 +234,5 @@ final class ShardIndex {
       }
     }
     out.append('"');
-  }
-
-  /** Python's {@code str} order: by code point. */
-  static int compareCodePoints(String a, String b) {
-    int i = 0;
-    int j = 0;
-    while (i < a.length() && j < b.length()) {
-      int x = a.codePointAt(i);
-      int y = b.codePointAt(j);
-      if (x != y) {
-        return Integer.compare(x, y);
-      }
-      i += Character.charCount(x);
-      j += Character.charCount(y);
-    }
-    return Integer.compare(a.length() - i, b.length() - j);
   }
 }

@@ -81,6 +81,14 @@ public record TensorSpec(String name, DType dtype, long[] shape) {
       Comparator.comparingInt((TensorSpec spec) -> fileRank(spec.dtype()))
           .thenComparing(TensorSpec::name, TensorSpec::compareCodePoints);
 
+  /**
+   * Tensor names in Unicode code point order: the order of their UTF-8 bytes, as the reference
+   * implementation sorts names within a dtype and Python sorts an index's {@code weight_map}.
+   */
+  public static Comparator<String> nameOrder() {
+    return TensorSpec::compareCodePoints;
+  }
+
   /** A dtype's place in a file: the reverse of the reference implementation's enum order. */
   static int fileRank(DType dtype) {
     return switch (dtype) {

@@ -58,21 +58,9 @@ public final class TensorView {
    *     exactly the shape's size in {@code dtype}
    */
   public static TensorView of(String name, DType dtype, long[] shape, MemorySegment data) {
-    Objects.requireNonNull(name, "name");
-    Objects.requireNonNull(dtype, "dtype");
-    long[] dims = shape.clone();
-    long expected;
-    try {
-      for (long dim : dims) {
-        if (dim < 0) {
-          throw new IllegalArgumentException(name + ": negative dimension in " + Arrays.toString(dims));
-        }
-      }
-      expected = dtype.byteSize(TensorEntry.elementCount(dims));
-    } catch (ArithmeticException e) {
-      throw new IllegalArgumentException(name + ": shape " + Arrays.toString(dims) + " of " + dtype
-          + " has no valid byte size: " + e.getMessage(), e);
-    }
+    TensorSpec spec = new TensorSpec(name, dtype, shape);
+    long[] dims = spec.shape();
+    long expected = spec.byteSize();
     if (data.byteSize() != expected) {
       throw new IllegalArgumentException(name + ": shape " + Arrays.toString(dims) + " of " + dtype
           + " needs " + expected + " bytes, the segment has " + data.byteSize());

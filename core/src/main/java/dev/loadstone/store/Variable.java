@@ -1,6 +1,7 @@
 package dev.loadstone.store;
 
 import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -30,16 +31,10 @@ public final class Variable {
     this.store = store;
     this.name = name;
     this.dtype = dtype;
-    this.shape = shape.clone();
-    long count = 1;
-    for (long dim : this.shape) {
-      if (dim < 0) {
-        throw new IllegalArgumentException(name + ": negative dimension in " + Arrays.toString(shape));
-      }
-      count = Math.multiplyExact(count, dim);
-    }
-    this.elementCount = count;
-    this.byteSize = dtype.byteSize(count);
+    TensorSpec spec = new TensorSpec(name, dtype, shape);
+    this.shape = spec.shape();
+    this.elementCount = spec.elementCount();
+    this.byteSize = spec.byteSize();
     if (!initializer.supports(dtype)) {
       throw new IllegalArgumentException(name + ": " + initializer + " cannot fill a " + dtype + " variable");
     }
