@@ -2,6 +2,7 @@ package dev.loadstone.checkpoint;
 
 import dev.loadstone.checkpoint.CheckpointException.Reason;
 import dev.loadstone.safetensors.SafeTensors;
+import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
@@ -15,7 +16,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.NoSuchElementException;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -52,7 +52,7 @@ import java.util.OptionalLong;
  * <p>{@link #close()} unmaps every file; later access to any of the views throws
  * {@link IllegalStateException}.
  */
-public final class Checkpoint implements AutoCloseable {
+public final class Checkpoint implements TensorSource, AutoCloseable {
   /** The file name of a single-file checkpoint. */
   public static final String SINGLE_FILE_NAME = "model.safetensors";
   /** The file name of a sharded checkpoint's index. */
@@ -242,6 +242,7 @@ public final class Checkpoint implements AutoCloseable {
    * The file that describes this checkpoint: the index of a sharded checkpoint, else the single
    * {@code .safetensors} file. For messages and reports.
    */
+  @Override
   public Path path() {
     return index != null ? index : files.getFirst();
   }
@@ -262,37 +263,15 @@ public final class Checkpoint implements AutoCloseable {
   }
 
   /** Every tensor: the files in the order of {@link #files()}, each in its data order. */
+  @Override
   public List<TensorView> tensors() {
     return tensors;
   }
 
-  /** The tensor names, in the order of {@link #tensors()}. */
-  public List<String> names() {
-    return tensors.stream().map(TensorView::name).toList();
-  }
-
-  /** Whether a tensor of this name exists. */
-  public boolean contains(String name) {
-    return byName.containsKey(name);
-  }
-
   /** The tensor of this name, if any. */
+  @Override
   public Optional<TensorView> find(String name) {
     return Optional.ofNullable(byName.get(name));
-  }
-
-  /**
-   * The tensor of this name.
-   *
-   * @throws NoSuchElementException if no file holds it
-   */
-  public TensorView tensor(String name) {
-    TensorView tensor = byName.get(name);
-    if (tensor == null) {
-      throw new NoSuchElementException((index != null ? index : files.get(0))
-          + ": no tensor named '" + name + "'");
-    }
-    return tensor;
   }
 
   /**

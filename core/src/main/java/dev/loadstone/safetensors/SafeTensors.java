@@ -14,7 +14,6 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.NoSuchElementException;
 import java.util.Optional;
 
 /**
@@ -32,7 +31,7 @@ import java.util.Optional;
  * of its views, from any thread, throws {@link IllegalStateException}; none can crash the JVM.
  * Instances are safe to share between threads.
  */
-public final class SafeTensors implements AutoCloseable {
+public final class SafeTensors implements TensorSource, AutoCloseable {
   private static final ValueLayout.OfLong LENGTH_LAYOUT =
       ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -134,6 +133,7 @@ public final class SafeTensors implements AutoCloseable {
   }
 
   /** The file this was opened from. */
+  @Override
   public Path path() {
     return path;
   }
@@ -147,36 +147,15 @@ public final class SafeTensors implements AutoCloseable {
   }
 
   /** Every tensor, in the order of their data in the file. */
+  @Override
   public List<TensorView> tensors() {
     return tensors;
   }
 
-  /** The tensor names, in the order of their data in the file. */
-  public List<String> names() {
-    return tensors.stream().map(TensorView::name).toList();
-  }
-
-  /** Whether a tensor of this name exists. */
-  public boolean contains(String name) {
-    return byName.containsKey(name);
-  }
-
   /** The tensor of this name, if any. */
+  @Override
   public Optional<TensorView> find(String name) {
     return Optional.ofNullable(byName.get(name));
-  }
-
-  /**
-   * The tensor of this name.
-   *
-   * @throws NoSuchElementException if the file holds no such tensor
-   */
-  public TensorView tensor(String name) {
-    TensorView view = byName.get(name);
-    if (view == null) {
-      throw new NoSuchElementException(path + ": no tensor named '" + name + "'");
-    }
-    return view;
   }
 
   /** The file's size in bytes. */

@@ -1,6 +1,6 @@
 package dev.loadstone.store;
 
-import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadReport.Conversion;
@@ -79,7 +79,7 @@ public final class LoadPlan<T> {
     void copy(Assignment<T> assignment, long first, long count, MemorySegment source);
   }
 
-  private final Checkpoint checkpoint;
+  private final TensorSource checkpoint;
   private final LoadOptions options;
   private final long started = System.nanoTime();
   private final List<Assignment<T>> assignments = new ArrayList<>();
@@ -89,18 +89,18 @@ public final class LoadPlan<T> {
   private final List<Conversion> conversions = new ArrayList<>();
   private final Map<String, String> renamed = new LinkedHashMap<>();
 
-  private LoadPlan(Checkpoint checkpoint, LoadOptions options) {
+  private LoadPlan(TensorSource checkpoint, LoadOptions options) {
     this.checkpoint = checkpoint;
     this.options = options;
   }
 
   /**
-   * Pairs the checkpoint's tensors with {@code targets} (in the order given, which the report
-   * keeps).
+   * Pairs the tensors of {@code checkpoint} (a model directory or a single file) with
+   * {@code targets} (in the order given, which the report keeps).
    *
    * @throws LoadException if two tensors map to one target
    */
-  public static <T> LoadPlan<T> create(Checkpoint checkpoint, LoadOptions options,
+  public static <T> LoadPlan<T> create(TensorSource checkpoint, LoadOptions options,
       Map<String, Target<T>> targets, Copyability copyability) throws LoadException {
     LoadPlan<T> plan = new LoadPlan<>(checkpoint, options);
     plan.pair(targets, copyability);
