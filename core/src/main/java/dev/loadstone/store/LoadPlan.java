@@ -1,7 +1,7 @@
 package dev.loadstone.store;
 
-import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadReport.Conversion;
 import dev.loadstone.store.LoadReport.Mismatch;
