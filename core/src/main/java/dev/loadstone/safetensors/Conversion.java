@@ -73,8 +73,22 @@ final class Conversion {
 
   private static void bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
-    long i = VectorKernels.AVAILABLE ? VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count) : 0;
-    for (; i < count; i++) {
+    long done;
+    if (StreamingKernels.applies(source, target, targetOffset, count)) {
+      long head = StreamingKernels.elementsBeforeAlignment(target, targetOffset);
+      bf16ToF32Scalar(source, sourceOffset, target, targetOffset, head);
+      done = head + StreamingKernels.bf16ToF32(source, sourceOffset + 2 * head, target, targetOffset + 4 * head, count - head);
+    } else if (VectorKernels.AVAILABLE) {
+      done = VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count);
+    } else {
+      done = 0;
+    }
+    bf16ToF32Scalar(source, sourceOffset + 2 * done, target, targetOffset + 4 * done, count - done);
+  }
+
+  private static void bf16ToF32Scalar(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    for (long i = 0; i < count; i++) {
       int bits = (source.get(SHORT, sourceOffset + 2 * i) & 0xFFFF) << 16;
       target.set(INT, targetOffset + 4 * i, bits);
     }

@@ -1,6 +1,5 @@
 package dev.loadstone.safetensors;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.IntVector;
@@ -39,35 +38,14 @@ final class VectorKernels {
     }
   }
 
-  /** Mapped sources are converted through a staging buffer of this many bytes (fits in L2). */
-  private static final long STAGE_BYTES = 64L << 10;
-
   /**
-   * BF16 to F32 (see {@link #bf16ToF32Direct}). A file mapping is first copied, a block at a
-   * time, into a small staging buffer: if the file was truncated under its mapping, the JVM turns
-   * the fault of its copy routine into an exception, but a fault in a compiled vector load
-   * crashes the JVM (seen with JDK 25). The staging copy stays in cache, so memory traffic is
-   * unchanged.
+   * BF16 to F32 (see {@link #bf16ToF32Direct}); a file mapping is read through {@link Staging}.
    *
    * @return how many elements were converted (a multiple of twice the lane count); the caller
    *     converts the rest
    */
   static long bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
-    if (!source.isMapped()) {
-      return bf16ToF32Direct(source, sourceOffset, target, targetOffset, count);
-    }
-    int perStep = 2 * Species.LANES;
-    long bound = count - count % perStep;
-    long blockElements = STAGE_BYTES / 2;
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment stage = arena.allocate(STAGE_BYTES, 64);
-      for (long done = 0; done < bound; done += blockElements) {
-        long n = Math.min(blockElements, bound - done);
-        MemorySegment.copy(source, sourceOffset + 2 * done, stage, 0, 2 * n);
-        bf16ToF32Direct(stage, 0, target, targetOffset + 4 * done, n);
-      }
-    }
-    return bound;
+    return Staging.convert(source, sourceOffset, 2, target, targetOffset, 4, count, VectorKernels::bf16ToF32Direct);
   }
 
   /**

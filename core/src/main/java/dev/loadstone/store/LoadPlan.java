@@ -216,6 +216,7 @@ public final class LoadPlan<T> {
         Chunk<T> chunk = chunks.get(index);
         Assignment<T> assignment = chunk.assignment();
         TensorView tensor = assignment.tensor();
+        boolean interruptedBefore = Thread.currentThread().isInterrupted();
         try {
           MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(chunk.first()),
               tensor.dtype().byteSize(chunk.count()));
@@ -231,6 +232,13 @@ public final class LoadPlan<T> {
         } catch (RuntimeException | InternalError e) {
           // InternalError: the JVM's report of a fault in mapped memory, e.g. a file truncated
           // after it was mapped.
+          if (e instanceof IllegalStateException && !interruptedBefore) {
+            // The checkpoint was closed by another thread. HotSpot (JDK 25) tells a thread whose
+            // read of a mapping is cut short by a close with an asynchronous exception, and sets
+            // its interrupt flag while doing so; nobody interrupted this load, and a flag left
+            // set would make the caller's next blocking call fail (ClosedByInterruptException).
+            Thread.interrupted();
+          }
           failed.compareAndSet(null, failure(assignment, e));
         }
       }

@@ -1,0 +1,184 @@
+package dev.loadstone.safetensors;
+
+import dev.loadstone.internal.Posix;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * BF16 to F32 with non-temporal ("streaming") stores, in x86-64 machine code.
+ *
+ * <p>Why: a load widens gigabytes into memory that nobody reads soon. An ordinary store first
+ * reads the destination's cache line from memory (write-allocate), so widening costs 2 bytes
+ * read, 4 read for ownership and 4 written per element; a streaming store skips the read for
+ * ownership, which cuts the memory traffic by 40%. Java has no streaming store (the JVM's own copy
+ * routine uses them, but only for copies of a few MiB and more), so this class puts a 96-byte
+ * routine, assembled from the listing below, into executable memory and calls it through the
+ * foreign linker. Measured with {@code loadstone bench --dtype F32} on a 2-core Xeon: about 1.5x
+ * the bytes per second of the Vector API loop, which is bound by the write-allocate traffic.
+ *
+ * <p>Used only where it is safe: x86-64 Linux with AVX2 (from {@code /proc/cpuinfo}), executable
+ * memory allowed, and the routine's output equal to the definition on a self-check at start-up;
+ * never reading a file mapping directly (a fault in native code would kill the JVM, so mapped
+ * sources go through {@link Staging}); only into native, writable memory that is not a file
+ * mapping; only for outputs of at least {@link #MIN_TARGET_BYTES} (small outputs are better left
+ * in cache, where they will likely be read soon). {@code -Dloadstone.streaming=false} turns it
+ * off, as does {@code -Dloadstone.scalar=true}.
+ */
+final class StreamingKernels {
+  /** Outputs smaller than this use ordinary stores. */
+  static final long MIN_TARGET_BYTES = 1L << 20;
+  /** Elements per iteration of the routine: 64 bytes in, two 64-byte cache lines out. */
+  private static final int STEP = 32;
+  /** Bounds each native call (about 0.1 ms), which holds off the JVM's safepoints meanwhile. */
+  private static final long MAX_ELEMENTS_PER_CALL = 1L << 18;
+
+  /**
+   * {@code void bf16_to_f32_stream(const uint16_t *source, float *target, int64_t count)}, in the
+   * System V calling convention (rdi, rsi, rdx); {@code count} a multiple of 32, {@code target}
+   * 32-byte aligned (64 for whole cache lines). Each element's 16 bits become the high half of
+   * its float: zero-extend to 32 bits, shift left by 16. Assembled with GNU as 2.40.
+   */
+  private static final String BF16_TO_F32_CODE = String.join("",
+      "31c0",                // xor       eax, eax          ; rax: byte offset into source
+      "4801d2",              // add       rdx, rdx          ; rdx: source bytes
+      "4885d2",              // test      rdx, rdx
+      "744f",                // je        done
+      "c4e27d330407",        // loop: vpmovzxwd ymm0, [rdi+rax]
+      "c4e27d334c0710",      //   vpmovzxwd ymm1, [rdi+rax+0x10]
+      "c4e27d33540720",      //   vpmovzxwd ymm2, [rdi+rax+0x20]
+      "c4e27d335c0730",      //   vpmovzxwd ymm3, [rdi+rax+0x30]
+      "c5fd72f010",          //   vpslld    ymm0, ymm0, 16
+      "c5f572f110",          //   vpslld    ymm1, ymm1, 16
+      "c5ed72f210",          //   vpslld    ymm2, ymm2, 16
+      "c5e572f310",          //   vpslld    ymm3, ymm3, 16
+      "c5fde70446",          //   vmovntdq  [rsi+rax*2], ymm0
+      "c5fde74c4620",        //   vmovntdq  [rsi+rax*2+0x20], ymm1
+      "c5fde7544640",        //   vmovntdq  [rsi+rax*2+0x40], ymm2
+      "c5fde75c4660",        //   vmovntdq  [rsi+rax*2+0x60], ymm3
+      "4883c040",            //   add       rax, 64
+      "4839d0",              //   cmp       rax, rdx
+      "72b1",                //   jb        loop
+      "0faef8",              // done: sfence               ; order the streaming stores
+      "c5f877",              // vzeroupper
+      "c3");                 // ret
+
+  private static final MethodHandle BF16_TO_F32 = load();
+  /** Whether the routine is in place and passed its self-check. */
+  static final boolean AVAILABLE = BF16_TO_F32 != null && selfCheck();
+
+  private StreamingKernels() {}
+
+  /**
+   * Whether {@link #bf16ToF32} should write {@code count} elements into {@code target} at
+   * {@code targetOffset}.
+   */
+  static boolean applies(MemorySegment source, MemorySegment target, long targetOffset, long count) {
+    return AVAILABLE && count >= MIN_TARGET_BYTES / 4 && source.isNative() && target.isNative()
+        && !target.isMapped() && !target.isReadOnly() && (target.address() + targetOffset) % 4 == 0;
+  }
+
+  /** How many F32 elements to write by other means before {@code targetOffset} is 64-byte aligned. */
+  static long elementsBeforeAlignment(MemorySegment target, long targetOffset) {
+    return (-(target.address() + targetOffset) & 63) / 4;
+  }
+
+  /**
+   * Converts a prefix of {@code count} elements; {@code target} at {@code targetOffset} must be
+   * 64-byte aligned and {@link #applies} true.
+   *
+   * @return how many elements were converted (a multiple of 32); the caller converts the rest
+   */
+  static long bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
+    return Staging.convert(source, sourceOffset, 2, target, targetOffset, 4, count, StreamingKernels::bf16ToF32Native);
+  }
+
+  private static long bf16ToF32Native(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    long bulk = count - count % STEP;
+    try {
+      // A fault in the staging copy just before this must not surface inside the linker's
+      // acquisition of the segments below.
+      Posix.deliverPendingFaults();
+      for (long done = 0; done < bulk; done += MAX_ELEMENTS_PER_CALL) {
+        long n = Math.min(MAX_ELEMENTS_PER_CALL, bulk - done);
+        // The slices check the bounds the native code cannot.
+        MemorySegment from = source.asSlice(sourceOffset + 2 * done, 2 * n);
+        MemorySegment to = target.asSlice(targetOffset + 4 * done, 4 * n);
+        BF16_TO_F32.invokeExact(from, to, n);
+      }
+    } catch (RuntimeException | Error e) {
+      throw e;
+    } catch (Throwable e) {
+      throw new IllegalStateException("the BF16 -> F32 routine failed", e);
+    }
+    return bulk;
+  }
+
+  private static MethodHandle load() {
+    if (Boolean.getBoolean("loadstone.scalar") || !Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true"))
+        || !Posix.isLinux() || !isX8664() || !cpuHas("avx2")) {
+      return null;
+    }
+    try {
+      Optional<MemorySegment> code = Posix.mapExecutable(HexFormat.of().parseHex(BF16_TO_F32_CODE));
+      return code.map(address -> Linker.nativeLinker().downcallHandle(address,
+          FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
+          Linker.Option.critical(false))).orElse(null);
+    } catch (RuntimeException e) {
+      return null; // native access denied, for one
+    }
+  }
+
+  private static boolean isX8664() {
+    String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
+    return arch.equals("amd64") || arch.equals("x86_64");
+  }
+
+  /** Whether the first processor's flags in /proc/cpuinfo include {@code flag}. */
+  private static boolean cpuHas(String flag) {
+    try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+      return lines.filter(line -> line.startsWith("flags")).findFirst()
+          .map(line -> Stream.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+")).anyMatch(flag::equals))
+          .orElse(false);
+    } catch (IOException | UncheckedIOException | SecurityException e) {
+      return false;
+    }
+  }
+
+  /** Runs the routine on every 16-bit pattern and compares with the definition. */
+  private static boolean selfCheck() {
+    int count = 1 << 16;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment source = arena.allocate(2L * count, 64);
+      MemorySegment target = arena.allocate(4L * count, 64);
+      for (int i = 0; i < count; i++) {
+        source.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
+      }
+      if (bf16ToF32Native(source, 0, target, 0, count) != count) {
+        return false;
+      }
+      ValueLayout.OfInt bits = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
+      for (int i = 0; i < count; i++) {
+        if (target.getAtIndex(bits, i) != i << 16) {
+          return false;
+        }
+      }
+      return true;
+    } catch (RuntimeException e) {
+      return false;
+    }
+  }
+}
