@@ -9,6 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -178,9 +179,9 @@ public final class LoadPlan<T> {
   /**
    * Copies every assignment in chunks of about {@code chunkBytes} (counted in the larger of the
    * two dtypes; a multiple of 64 elements, so sub-byte dtypes stay byte-aligned) on
-   * {@link LoadOptions#threads()} threads taking chunks from one counter. Each chunk's file pages
-   * are mapped in before the copy and, with {@link LoadOptions#releaseMappedPages()}, dropped
-   * after it.
+   * {@link LoadOptions#threads()} threads taking chunks from one counter, in file order (which
+   * lets the kernel read a cold file ahead sequentially). Each chunk's file pages are mapped in
+   * before the copy and, with {@link LoadOptions#releaseMappedPages()}, dropped after it.
    *
    * @param perThread wraps each thread's loop (to set up and tear down per-thread state)
    * @param wholeOnly assignments that must be copied in one chunk (a strided target, say)
@@ -192,7 +193,7 @@ public final class LoadPlan<T> {
     record Chunk<T>(Assignment<T> assignment, long first, long count) {}
     List<Chunk<T>> chunks = new ArrayList<>();
     long bytesTotal = 0;
-    for (Assignment<T> assignment : assignments) {
+    for (Assignment<T> assignment : inFileOrder(assignments)) {
       TensorView tensor = assignment.tensor();
       long elements = tensor.elementCount();
       bytesTotal += tensor.byteSize();
@@ -246,6 +247,14 @@ public final class LoadPlan<T> {
     if (failed.get() != null) {
       throw failed.get();
     }
+  }
+
+  /** The assignments sorted by file, then by where their bytes lie (their order in the file). */
+  private static <T> List<Assignment<T>> inFileOrder(List<Assignment<T>> assignments) {
+    return assignments.stream()
+        .sorted(Comparator.comparing((Assignment<T> a) -> a.tensor().file().map(Path::toString).orElse(""))
+            .thenComparingLong(a -> a.tensor().segment().address()))
+        .toList();
   }
 
   /** The exception for a copy into {@code assignment} that failed; nothing counts as loaded. */
