@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalDouble;
 
 /**
  * {@code loadstone bench PATH}: how fast a checkpoint loads into a VarStore, beside a memcpy
@@ -63,6 +64,7 @@ final class BenchCommand implements Command {
         Option.valued("--runs", "N", "timed runs (default 5)"),
         Option.flag("--json", "print one JSON object"),
         Option.flag("--naive", "also time the naive way: read into the heap, then copy"),
+        Option.flag("--evict", "drop PATH from the page cache first, so it is read in as a first load reads it"),
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"));
   }
 
@@ -101,7 +103,8 @@ final class BenchCommand implements Command {
       throw new java.nio.file.NoSuchFileException(path.toString());
     }
     LoadBenchmark.Result result = LoadBenchmark.run(
-        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend), err);
+        new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend,
+            args.has("--evict")), err);
     if (args.has("--json")) {
       writeJson(result, out);
     } else {
@@ -123,9 +126,14 @@ final class BenchCommand implements Command {
     LoadBenchmark.Settings s = r.settings();
     out.printf("%s: %d tensors in %d file(s), %s of tensor data%n", s.path(), r.tensors(), r.files(),
         Text.size(r.bytes()));
-    out.printf("backend %s, mode %s, dtype %s, %d thread(s), %d run(s); page cache residency %s%n",
-        s.backend().name().toLowerCase(Locale.ROOT), s.mode(), s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs(),
-        r.residentFraction().isPresent() ? String.format("%.1f%%", 100 * r.residentFraction().getAsDouble()) : "unknown");
+    out.printf("backend %s, mode %s, dtype %s, %d thread(s), %d run(s)%n",
+        s.backend().name().toLowerCase(Locale.ROOT), s.mode(), s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs());
+    out.printf("page cache: %s resident, %s of it mapped in 2 MiB pages%n", percent(r.residentFraction()),
+        percent(r.hugePageFraction()));
+    if (r.hugePageFraction().isPresent() && r.hugePageFraction().getAsDouble() < 0.5) {
+      out.println("  (copies out of 4 KiB pages are slower; the cache keeps the page size the file was first read"
+          + " or written with: --evict reads it in afresh)");
+    }
     if (s.mode() == LoadMode.COPY) {
       out.printf("alloc (create + touch variables): median %.3f s%n", r.medianAllocSeconds());
       out.printf("load (copy into variables):       median %.3f s = %.2f GB/s written (%s written)%n",
@@ -155,6 +163,10 @@ final class BenchCommand implements Command {
     out.println();
   }
 
+  private static String percent(OptionalDouble fraction) {
+    return fraction.isPresent() ? String.format("%.1f%%", 100 * fraction.getAsDouble()) : "unknown";
+  }
+
   private static void writeJson(LoadBenchmark.Result r, PrintStream out) throws IOException {
     LoadBenchmark.Settings s = r.settings();
     try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
@@ -182,6 +194,11 @@ final class BenchCommand implements Command {
         json.writeNumberField("resident_fraction", r.residentFraction().getAsDouble());
       } else {
         json.writeNullField("resident_fraction");
+      }
+      if (r.hugePageFraction().isPresent()) {
+        json.writeNumberField("huge_page_fraction", r.hugePageFraction().getAsDouble());
+      } else {
+        json.writeNullField("huge_page_fraction");
       }
       json.writeNumberField("baseline_anon_bytes", r.baselineAnonBytes());
       json.writeNumberField("peak_anon_bytes", r.peakAnonBytes());

@@ -106,9 +106,9 @@ final class DemoCommand implements Command {
     }
     int threads = Runtime.getRuntime().availableProcessors();
     LoadBenchmark.Result alias = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.ALIAS,
-        Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA), err);
+        Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA, false), err);
     LoadBenchmark.Result copy = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.COPY,
-        Optional.empty(), threads, 1, true, LoadBenchmark.Backend.JAVA), err);
+        Optional.empty(), threads, 1, true, LoadBenchmark.Backend.JAVA, false), err);
     out.printf(Locale.ROOT, "   %d tensors, %s, read into the page cache first%n", copy.tensors(),
         Text.size(copy.bytes()));
     out.println();

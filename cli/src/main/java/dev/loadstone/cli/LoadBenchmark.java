@@ -35,14 +35,19 @@ final class LoadBenchmark {
     TORCH
   }
 
-  /** What to measure. @param dtype the variables' dtype for float tensors, or empty to keep */
+  /**
+   * What to measure.
+   *
+   * @param dtype the variables' dtype for float tensors, or empty to keep
+   * @param evict whether to drop the files from the page cache before reading them through
+   */
   record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
-      Backend backend) {}
+      Backend backend, boolean evict) {}
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
       double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, OptionalDouble residentFraction,
-      long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
+      OptionalDouble hugePageFraction, long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
 
     double medianSeconds() {
       return median(runsSeconds);
@@ -101,7 +106,10 @@ final class LoadBenchmark {
     if (settings.mode() == LoadMode.ALIAS) {
       bytesWritten = 0;
     }
-    PageCache.readThrough(files);
+    if (settings.evict() && !PageCache.evict(files)) {
+      throw new IOException("cannot drop " + settings.path() + " from the page cache (posix_fadvise)");
+    }
+    OptionalDouble hugePages = PageCache.readThrough(settings.path());
     OptionalDouble resident = PageCache.residentFraction(files);
     if (settings.backend() == Backend.TORCH) {
       TorchLoadRun.prepare();    // libtorch's own memory counts in the baseline
@@ -129,7 +137,7 @@ final class LoadBenchmark {
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
     return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy,
-        resident, baselineAnon, peakAnon, peakRss, naive);
+        resident, hugePages, baselineAnon, peakAnon, peakRss, naive);
   }
 
   /** One load of the configured backend and mode; its alloc time goes to {@code alloc[run]}. */

@@ -1,5 +1,8 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.store.MappedPages;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -7,33 +10,121 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.OptionalDouble;
+import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
- * Puts files into the OS page cache and measures how much of them is there, so a load
- * benchmark measures memory, not the disk.
+ * Puts files into the OS page cache (or takes them out) and measures how much of them is there
+ * and in what page size, so a load benchmark measures memory, not the disk, and says what it
+ * measured.
  */
 final class PageCache {
   private static final long PAGE = 4096;
-  private static final MethodHandle MINCORE = lookupMincore();
+  private static final int O_RDONLY = 0;
+  private static final int POSIX_FADV_DONTNEED = 4;
+  /** The first line of each mapping in smaps: {@code start-end perms offset dev inode [path]}. */
+  private static final Pattern SMAPS_HEADER = Pattern.compile("[0-9a-f]+-[0-9a-f]+ ");
+  private static final MethodHandle MINCORE = lookup("mincore",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
+  private static final MethodHandle OPEN = lookup("open",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+  private static final MethodHandle FADVISE = lookup("posix_fadvise",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+          ValueLayout.JAVA_INT));
+  private static final MethodHandle CLOSE = lookup("close",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
   private PageCache() {}
 
-  /** Reads every byte of the files once, with plain reads (nothing stays mapped or resident). */
-  static void readThrough(List<Path> files) throws IOException {
-    ByteBuffer buffer = ByteBuffer.allocateDirect(8 << 20);
-    for (Path file : files) {
-      try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-        while (channel.read(buffer.clear()) > 0) {
-          // reading is the point
+  /**
+   * Reads every tensor of a checkpoint once, the way a load reads a file that is not cached yet
+   * (through a mapping advised to use 2 MiB pages, so the kernel caches it in 2 MiB folios where
+   * it can), and measures how much of it the kernel then maps with 2 MiB pages. Nothing stays
+   * mapped or resident in this process afterwards.
+   *
+   * @return the fraction of the tensors' mapped bytes in 2 MiB pages ({@code FilePmdMapped} in
+   *     {@code /proc/self/smaps}), or empty where that cannot be read
+   */
+  static OptionalDouble readThrough(Path checkpointPath) throws IOException {
+    try (Checkpoint checkpoint = Checkpoint.open(checkpointPath)) {
+      List<MemorySegment> populated = new ArrayList<>();
+      for (TensorView tensor : checkpoint.tensors()) {
+        MemorySegment data = tensor.segment();
+        if (data.byteSize() > 0) {
+          MappedPages.populate(data);
+          populated.add(data);
         }
       }
+      OptionalDouble huge = hugePageFraction(checkpoint.files());
+      populated.forEach(MappedPages::release);
+      return huge;
     }
+  }
+
+  /** Sums {@code FilePmdMapped} and {@code Rss} over this process's mappings of {@code files}. */
+  private static OptionalDouble hugePageFraction(List<Path> files) {
+    try {
+      Set<String> names = new HashSet<>();
+      for (Path file : files) {
+        names.add(file.toRealPath().toString());
+      }
+      long rss = 0;
+      long pmd = 0;
+      boolean inFile = false;
+      for (String line : Files.readAllLines(Path.of("/proc/self/smaps"))) {
+        if (SMAPS_HEADER.matcher(line).lookingAt()) {
+          String[] fields = line.trim().split("\\s+", 6);
+          inFile = fields.length == 6 && names.contains(fields[5]);
+        } else if (inFile && line.startsWith("Rss:")) {
+          rss += kilobytes(line);
+        } else if (inFile && line.startsWith("FilePmdMapped:")) {
+          pmd += kilobytes(line);
+        }
+      }
+      return rss == 0 ? OptionalDouble.empty() : OptionalDouble.of((double) pmd / rss);
+    } catch (IOException | RuntimeException e) {
+      return OptionalDouble.empty();
+    }
+  }
+
+  private static long kilobytes(String smapsLine) {
+    String[] fields = smapsLine.trim().split("\\s+");
+    return Long.parseLong(fields[1]);
+  }
+
+  /**
+   * Drops the files' clean pages from the OS page cache ({@code posix_fadvise} with
+   * {@code POSIX_FADV_DONTNEED}), so that the next read comes from the disk.
+   *
+   * @return whether every file was advised
+   */
+  static boolean evict(List<Path> files) {
+    if (OPEN == null || FADVISE == null || CLOSE == null) {
+      return false;
+    }
+    boolean all = true;
+    for (Path file : files) {
+      try (Arena arena = Arena.ofConfined()) {
+        int fd = (int) OPEN.invokeExact(arena.allocateFrom(file.toString()), O_RDONLY);
+        if (fd < 0) {
+          all = false;
+          continue;
+        }
+        all &= (int) FADVISE.invokeExact(fd, 0L, 0L, POSIX_FADV_DONTNEED) == 0;
+        int ignored = (int) CLOSE.invokeExact(fd);
+      } catch (Throwable e) {
+        all = false;
+      }
+    }
+    return all;
   }
 
   /**
@@ -73,12 +164,10 @@ final class PageCache {
     return pages == 0 ? OptionalDouble.of(1) : OptionalDouble.of((double) resident / pages);
   }
 
-  private static MethodHandle lookupMincore() {
+  private static MethodHandle lookup(String name, FunctionDescriptor descriptor) {
     try {
       Linker linker = Linker.nativeLinker();
-      return linker.defaultLookup().find("mincore").map(symbol -> linker.downcallHandle(symbol,
-          FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
-              ValueLayout.ADDRESS))).orElse(null);
+      return linker.defaultLookup().find(name).map(symbol -> linker.downcallHandle(symbol, descriptor)).orElse(null);
     } catch (RuntimeException | Error e) {
       return null;
     }

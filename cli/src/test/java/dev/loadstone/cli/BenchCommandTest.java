@@ -73,8 +73,18 @@ class BenchCommandTest {
     assertTrue(json.get("memcpy_gbps") > 0);
     double resident = json.get("resident_fraction");
     assertTrue(resident >= 0 && resident <= 1, "a fraction: " + resident);
+    double huge = json.get("huge_page_fraction");
+    assertTrue(huge >= 0 && huge <= 1, "a fraction: " + huge);
     assertTrue(json.get("peak_anon_bytes") >= json.get("baseline_anon_bytes"));
     assertTrue(json.get("peak_rss_bytes") > 0);
+  }
+
+  @Test
+  void evictDropsTheFileFromThePageCacheAndTheReadThroughBringsItBack() throws IOException {
+    Path file = checkpoint();
+    Cli.Result result = Cli.run("bench", file.toString(), "--evict", "--runs", "1", "--json");
+    assertEquals(0, result.exit(), result.err());
+    assertEquals(1.0, fields(result.out()).get("resident_fraction"), 1e-9, "read back in after the eviction");
   }
 
   @Test
