@@ -15,6 +15,14 @@ import org.bytedeco.pytorch.Module;
  * with {@code copy_} under a {@code NoGradGuard}, libtorch converting the dtype on the way. The
  * report is the core loader's {@link LoadReport}, in the same terms.
  *
+ * <p>One exception to {@code copy_}: a contiguous CPU tensor loaded from the same dtype, or
+ * float32 loaded from bfloat16, is written by Loadstone's own copy straight into the tensor's
+ * memory. The bits are the ones {@code copy_} writes (a byte copy; a 16-bit shift), the copy is
+ * faster (streaming stores, which libtorch's CPU copy does not use), and a file truncated under
+ * it fails with an exception instead of a fault in native code. Like {@code copy_} under
+ * {@code NoGradGuard}, it leaves autograd out; unlike it, it does not bump the tensor's version
+ * counter, which only matters for tensors already saved by an autograd graph.
+ *
  * <pre>{@code
  * LinearImpl linear = new LinearImpl(2048, 8192);                     // float32 parameters
  * try (Checkpoint checkpoint = Checkpoint.open(Path.of("mlp"))) {     // BF16 tensors
