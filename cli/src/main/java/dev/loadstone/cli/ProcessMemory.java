@@ -61,7 +61,9 @@ final class ProcessMemory {
     private volatile boolean running = true;
     private volatile long peak;
 
+    /** Starts sampling; the peak resident set counts from here (what came before does not). */
     PeakSampler() {
+      resetPeakResident();
       peak = anonymous();
       thread = Thread.ofPlatform().daemon().name("loadstone-memory-sampler").start(this::sample);
     }
