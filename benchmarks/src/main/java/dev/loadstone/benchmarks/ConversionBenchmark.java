@@ -25,12 +25,16 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * {@link TensorView#copyTo} (which is {@code copyRangeTo(0, n, ...)}) over {@code sourceMiB} of
  * source data, one thread, off-heap memory touched beforehand. Score: ms per copy of the whole
- * buffer; GB/s = source bytes / time (see the README).
+ * buffer; GB/s = source bytes / time (see the README). {@code -jvmArgsAppend
+ * -Dloadstone.streaming=false} (or {@code -Dloadstone.scalar=true}) measures the kernels that
+ * run where the streaming-store routine cannot.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @State(Scope.Thread)
-@Fork(1)
+// As the launcher runs the library: the Vector API module present, native access for the
+// streaming-store routine and the page advice.
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 public class ConversionBenchmark {

@@ -12,6 +12,13 @@ final class Conversion {
   private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+  /**
+   * Whether the Vector API module was resolved at start-up, so that {@link VectorKernels} may be
+   * loaded; {@code -Dloadstone.scalar=true} turns the kernels off.
+   */
+  static final boolean VECTOR_KERNELS = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+      && !Boolean.getBoolean("loadstone.scalar");
+
   private Conversion() {}
 
   /** Whether {@link #convert} supports copying {@code from} into {@code to}. */
@@ -78,7 +85,7 @@ final class Conversion {
       long head = StreamingKernels.elementsBeforeAlignment(target, targetOffset);
       bf16ToF32Scalar(source, sourceOffset, target, targetOffset, head);
       done = head + StreamingKernels.bf16ToF32(source, sourceOffset + 2 * head, target, targetOffset + 4 * head, count - head);
-    } else if (VectorKernels.AVAILABLE) {
+    } else if (VECTOR_KERNELS) {
       done = VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count);
     } else {
       done = 0;

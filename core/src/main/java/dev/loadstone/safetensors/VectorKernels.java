@@ -10,13 +10,10 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Conversion loops written with the Vector API ({@code jdk.incubator.vector}), used only when
  * that module is present at run time (the launcher adds it; otherwise {@link Conversion} keeps
- * its scalar loops). Loaded lazily, so core runs without the module.
+ * its scalar loops). Loading this class needs the module (the verifier resolves the vector
+ * types), so nothing may touch it unless {@link Conversion#VECTOR_KERNELS} is true.
  */
 final class VectorKernels {
-  /** Whether the module was resolved, so this class can be loaded. */
-  static final boolean AVAILABLE = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
-      && !Boolean.getBoolean("loadstone.scalar");
-
   private VectorKernels() {}
 
   /** Lazily initialized: touching these constants needs the module. */

@@ -8,18 +8,23 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Starts {@link WriterProcess} in a JVM of its own, with the test's class path. */
+/** Starts a test program ({@link WriterProcess} by default) in a JVM of its own, with the test's class path. */
 public final class ChildJvm {
   private ChildJvm() {}
 
   /** Starts the writer process with these JVM options and arguments; stderr joins stdout. */
   public static Process start(List<String> jvmOptions, String... args) throws IOException {
+    return start(WriterProcess.class, jvmOptions, args);
+  }
+
+  /** Starts {@code main}'s main method with these JVM options and arguments; stderr joins stdout. */
+  public static Process start(Class<?> main, List<String> jvmOptions, String... args) throws IOException {
     List<String> command = new ArrayList<>();
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(jvmOptions);
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
-    command.add(WriterProcess.class.getName());
+    command.add(main.getName());
     command.addAll(List.of(args));
     return new ProcessBuilder(command).redirectErrorStream(true).start();
   }

@@ -88,7 +88,7 @@ class StreamingKernelsTest {
   @ValueSource(strings = {"streaming", "vector"})
   void aFileTruncatedUnderAKernelIsAnExceptionNotACrash(String kernelName) throws IOException {
     Staging.Kernel kernel = kernelName.equals("streaming") ? StreamingKernels::bf16ToF32 : VectorKernels::bf16ToF32;
-    assumeTrue(kernelName.equals("streaming") ? StreamingKernels.AVAILABLE : VectorKernels.AVAILABLE);
+    assumeTrue(kernelName.equals("streaming") ? StreamingKernels.AVAILABLE : Conversion.VECTOR_KERNELS);
     int count = 4 << 20;
     Path file = dir.resolve("truncated.bin");
     try (Arena arena = Arena.ofConfined()) {

@@ -8,7 +8,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Random;
+import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The Vector API kernels give exactly what the element-by-element definition gives. */
 class VectorKernelsTest {
@@ -17,7 +20,19 @@ class VectorKernelsTest {
 
   @Test
   void theTestsRunWithTheVectorModule() {
-    assertTrue(VectorKernels.AVAILABLE, "the build passes --add-modules jdk.incubator.vector to tests");
+    assertTrue(Conversion.VECTOR_KERNELS, "the build passes --add-modules jdk.incubator.vector to tests");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"-Dloadstone.streaming=true", "-Dloadstone.streaming=false"})
+  void withoutTheVectorModuleConversionsFallBackToScalarLoops(String streaming) throws Exception {
+    // The child JVM has the test class path but not --add-modules jdk.incubator.vector.
+    Process child = ChildJvm.start(ConversionProcess.class,
+        List.of("-Xmx256m", "--enable-native-access=ALL-UNNAMED", streaming));
+    String output = ChildJvm.finish(child);
+    assertEquals(0, child.exitValue(), output);
+    boolean streamingExpected = StreamingKernels.AVAILABLE && streaming.endsWith("true");
+    assertTrue(output.strip().endsWith("ok vector=false streaming=" + streamingExpected), output);
   }
 
   @Test
