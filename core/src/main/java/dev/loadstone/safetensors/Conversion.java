@@ -1,5 +1,6 @@
 package dev.loadstone.safetensors;
 
+import dev.loadstone.safetensors.StreamingKernels.Widening;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -80,15 +81,10 @@ final class Conversion {
 
   private static void bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
-    long done;
-    if (StreamingKernels.applies(source, target, targetOffset, count)) {
-      long head = StreamingKernels.elementsBeforeAlignment(target, targetOffset);
-      bf16ToF32Scalar(source, sourceOffset, target, targetOffset, head);
-      done = head + StreamingKernels.bf16ToF32(source, sourceOffset + 2 * head, target, targetOffset + 4 * head, count - head);
-    } else if (VECTOR_KERNELS) {
+    long done = StreamingKernels.widen(Widening.BF16, source, sourceOffset, target, targetOffset, count,
+        Conversion::bf16ToF32Scalar);
+    if (done == 0 && VECTOR_KERNELS) {
       done = VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count);
-    } else {
-      done = 0;
     }
     bf16ToF32Scalar(source, sourceOffset + 2 * done, target, targetOffset + 4 * done, count - done);
   }
@@ -102,6 +98,13 @@ final class Conversion {
   }
 
   private static void f16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count) {
+    long done = StreamingKernels.widen(Widening.F16, source, sourceOffset, target, targetOffset, count,
+        Conversion::f16ToF32Scalar);
+    f16ToF32Scalar(source, sourceOffset + 2 * done, target, targetOffset + 4 * done, count - done);
+  }
+
+  private static void f16ToF32Scalar(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
     for (long i = 0; i < count; i++) {
       target.set(FLOAT, targetOffset + 4 * i, Float.float16ToFloat(source.get(SHORT, sourceOffset + 2 * i)));

@@ -13,35 +13,38 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.function.IntUnaryOperator;
 import java.util.stream.Stream;
 
 /**
- * BF16 to F32 with non-temporal ("streaming") stores, in x86-64 machine code.
+ * BF16 and F16 to F32 with non-temporal ("streaming") stores, in x86-64 machine code.
  *
  * <p>Why: a load widens gigabytes into memory that nobody reads soon. An ordinary store first
  * reads the destination's cache line from memory (write-allocate), so widening costs 2 bytes
  * read, 4 read for ownership and 4 written per element; a streaming store skips the read for
  * ownership, which cuts the memory traffic by 40%. Java has no streaming store (the JVM's own copy
- * routine uses them, but only for copies of a few MiB and more), so this class puts a 96-byte
- * routine, assembled from the listing below, into executable memory and calls it through the
- * foreign linker. Measured on a 2-core Xeon: 1.7-1.8x the speed of the Vector API kernel on one
- * thread (JMH {@code ConversionBenchmark}), and a BF16 -> F32 load at 100-104% of a same-size
- * memcpy instead of 55-68% ({@code loadstone bench --dtype F32}).
+ * routine uses them, but only for copies of a few MiB and more), so this class puts two routines
+ * of under 100 bytes, assembled from the listings below, into executable memory and calls them
+ * through the foreign linker. Measured on a 2-core Xeon: 1.7-1.8x the speed of the Vector API
+ * kernel on one thread (JMH {@code ConversionBenchmark}), and a BF16 -> F32 load at 100-104% of a
+ * same-size memcpy instead of 55-68% ({@code loadstone bench --dtype F32}).
  *
- * <p>Used only where it is safe: x86-64 Linux with AVX2 (from {@code /proc/cpuinfo}), executable
- * memory allowed, and the routine's output equal to the definition on a self-check at start-up;
- * never reading a file mapping directly (a fault in native code would kill the JVM, so mapped
- * sources go through {@link Staging}); only into native, writable memory that is not a file
- * mapping; only for outputs of at least {@link #MIN_TARGET_BYTES} (small outputs are better left
- * in cache, where they will likely be read soon). {@code -Dloadstone.streaming=false} turns it
- * off, as does {@code -Dloadstone.scalar=true}.
+ * <p>Used only where it is safe: x86-64 Linux with the instructions each routine needs (from
+ * {@code /proc/cpuinfo}), executable memory allowed, and the routine's output equal to the Java
+ * definition for all 65,536 inputs on a self-check at start-up; never reading a file mapping
+ * directly (a fault in native code would kill the JVM, so mapped sources go through
+ * {@link Staging}); only into native, writable memory that is not a file mapping; only for outputs
+ * of at least {@link #MIN_TARGET_BYTES} (small outputs are better left in cache, where they will
+ * likely be read soon). {@code -Dloadstone.streaming=false} turns it off, as does
+ * {@code -Dloadstone.scalar=true}.
  */
 final class StreamingKernels {
   /** Outputs smaller than this use ordinary stores. */
   static final long MIN_TARGET_BYTES = 1L << 20;
-  /** Elements per iteration of the routine: 64 bytes in, two 64-byte cache lines out. */
+  /** Elements per iteration of the routines: 64 bytes in, two 64-byte cache lines out. */
   private static final int STEP = 32;
   /** Bounds each native call (about 0.1 ms), which holds off the JVM's safepoints meanwhile. */
   private static final long MAX_ELEMENTS_PER_CALL = 1L << 18;
@@ -50,7 +53,7 @@ final class StreamingKernels {
    * {@code void bf16_to_f32_stream(const uint16_t *source, float *target, int64_t count)}, in the
    * System V calling convention (rdi, rsi, rdx); {@code count} a multiple of 32, {@code target}
    * 32-byte aligned (64 for whole cache lines). Each element's 16 bits become the high half of
-   * its float: zero-extend to 32 bits, shift left by 16. Assembled with GNU as 2.40.
+   * its float: zero-extend to 32 bits, shift left by 16. Needs AVX2. Assembled with GNU as 2.40.
    */
   private static final String BF16_TO_F32_CODE = String.join("",
       "31c0",                // xor       eax, eax          ; rax: byte offset into source
@@ -76,66 +79,139 @@ final class StreamingKernels {
       "c5f877",              // vzeroupper
       "c3");                 // ret
 
-  private static final MethodHandle BF16_TO_F32 = load();
-  /** Whether the routine is in place and passed its self-check. */
-  static final boolean AVAILABLE = BF16_TO_F32 != null && selfCheck();
+  /**
+   * {@code void f16_to_f32_stream(const uint16_t *source, float *target, int64_t count)}, the
+   * same contract: {@code vcvtph2ps} widens eight halves at a time, exactly (every F16 value is a
+   * float; NaN payloads as {@link Float#float16ToFloat}, which the self-check confirms). Needs
+   * AVX and F16C.
+   */
+  private static final String F16_TO_F32_CODE = String.join("",
+      "31c0",                // xor       eax, eax
+      "4801d2",              // add       rdx, rdx
+      "4885d2",              // test      rdx, rdx
+      "743b",                // je        done
+      "c4e27d130407",        // loop: vcvtph2ps ymm0, [rdi+rax]
+      "c4e27d134c0710",      //   vcvtph2ps ymm1, [rdi+rax+0x10]
+      "c4e27d13540720",      //   vcvtph2ps ymm2, [rdi+rax+0x20]
+      "c4e27d135c0730",      //   vcvtph2ps ymm3, [rdi+rax+0x30]
+      "c5fc2b0446",          //   vmovntps  [rsi+rax*2], ymm0
+      "c5fc2b4c4620",        //   vmovntps  [rsi+rax*2+0x20], ymm1
+      "c5fc2b544640",        //   vmovntps  [rsi+rax*2+0x40], ymm2
+      "c5fc2b5c4660",        //   vmovntps  [rsi+rax*2+0x60], ymm3
+      "4883c040",            //   add       rax, 64
+      "4839d0",              //   cmp       rax, rdx
+      "72c5",                //   jb        loop
+      "0faef8",              // done: sfence
+      "c5f877",              // vzeroupper
+      "c3");                 // ret
+
+  /** A 16-bit float type widened to F32 by one routine. */
+  enum Widening {
+    BF16(BF16_TO_F32_CODE, List.of("avx2"), bits -> bits << 16),
+    F16(F16_TO_F32_CODE, List.of("avx", "f16c"), bits -> Float.floatToRawIntBits(Float.float16ToFloat((short) bits)));
+
+    private final MethodHandle routine;
+    private final boolean available;
+
+    Widening(String code, List<String> cpuFlags, IntUnaryOperator definition) {
+      this.routine = load(code, cpuFlags);
+      this.available = routine != null && selfCheck(definition);
+    }
+
+    /** Whether the routine is in place and passed its self-check. */
+    boolean available() {
+      return available;
+    }
+
+    private boolean selfCheck(IntUnaryOperator definition) {
+      int count = 1 << 16;
+      try (Arena arena = Arena.ofConfined()) {
+        MemorySegment source = arena.allocate(2L * count, 64);
+        MemorySegment target = arena.allocate(4L * count, 64);
+        for (int i = 0; i < count; i++) {
+          source.setAtIndex(SHORT, i, (short) i);
+        }
+        if (widenNative(source, 0, target, 0, count) != count) {
+          return false;
+        }
+        for (int i = 0; i < count; i++) {
+          if (target.getAtIndex(INT, i) != definition.applyAsInt(i)) {
+            return false;
+          }
+        }
+        return true;
+      } catch (RuntimeException e) {
+        return false;
+      }
+    }
+
+    private long widenNative(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
+      long bulk = count - count % STEP;
+      try {
+        // A fault in the staging copy just before this must not surface inside the linker's
+        // acquisition of the segments below.
+        Posix.deliverPendingFaults();
+        for (long done = 0; done < bulk; done += MAX_ELEMENTS_PER_CALL) {
+          long n = Math.min(MAX_ELEMENTS_PER_CALL, bulk - done);
+          // The slices check the bounds the native code cannot.
+          MemorySegment from = source.asSlice(sourceOffset + 2 * done, 2 * n);
+          MemorySegment to = target.asSlice(targetOffset + 4 * done, 4 * n);
+          routine.invokeExact(from, to, n);
+        }
+      } catch (RuntimeException | Error e) {
+        throw e;
+      } catch (Throwable e) {
+        throw new IllegalStateException("the " + this + " -> F32 routine failed", e);
+      }
+      return bulk;
+    }
+  }
+
+  /** Converts elements of a 16-bit type to F32 one by one (for the ends the routine leaves). */
+  @FunctionalInterface
+  interface ScalarWidening {
+    void widen(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count);
+  }
+
+  private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private StreamingKernels() {}
 
   /**
-   * Whether {@link #bf16ToF32} should write {@code count} elements into {@code target} at
-   * {@code targetOffset}.
+   * Widens {@code count} elements with {@code widening}'s routine if it applies here: the
+   * routine is available, the output is large enough and is native, writable memory that is not
+   * a file mapping. The first elements, up to where the target is 64-byte aligned, go through
+   * {@code scalar}.
+   *
+   * @return how many elements were widened, from the first on (a routine's multiple of 32 plus
+   *     the aligning head), or 0 if the routine does not apply; the caller widens the rest
    */
-  static boolean applies(MemorySegment source, MemorySegment target, long targetOffset, long count) {
-    return AVAILABLE && count >= MIN_TARGET_BYTES / 4 && source.isNative() && target.isNative()
+  static long widen(Widening widening, MemorySegment source, long sourceOffset, MemorySegment target,
+      long targetOffset, long count, ScalarWidening scalar) {
+    if (!applies(widening, source, target, targetOffset, count)) {
+      return 0;
+    }
+    long head = (-(target.address() + targetOffset) & 63) / 4;
+    scalar.widen(source, sourceOffset, target, targetOffset, head);
+    return head + Staging.convert(source, sourceOffset + 2 * head, 2, target, targetOffset + 4 * head, 4,
+        count - head, widening::widenNative);
+  }
+
+  /** Whether {@link #widen} would use the routine for these arguments. */
+  static boolean applies(Widening widening, MemorySegment source, MemorySegment target, long targetOffset, long count) {
+    return widening.available() && count >= MIN_TARGET_BYTES / 4 && source.isNative() && target.isNative()
         && !target.isMapped() && !target.isReadOnly() && (target.address() + targetOffset) % 4 == 0;
   }
 
-  /** How many F32 elements to write by other means before {@code targetOffset} is 64-byte aligned. */
-  static long elementsBeforeAlignment(MemorySegment target, long targetOffset) {
-    return (-(target.address() + targetOffset) & 63) / 4;
-  }
-
-  /**
-   * Converts a prefix of {@code count} elements; {@code target} at {@code targetOffset} must be
-   * 64-byte aligned and {@link #applies} true.
-   *
-   * @return how many elements were converted (a multiple of 32); the caller converts the rest
-   */
-  static long bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
-    return Staging.convert(source, sourceOffset, 2, target, targetOffset, 4, count, StreamingKernels::bf16ToF32Native);
-  }
-
-  private static long bf16ToF32Native(MemorySegment source, long sourceOffset, MemorySegment target,
-      long targetOffset, long count) {
-    long bulk = count - count % STEP;
-    try {
-      // A fault in the staging copy just before this must not surface inside the linker's
-      // acquisition of the segments below.
-      Posix.deliverPendingFaults();
-      for (long done = 0; done < bulk; done += MAX_ELEMENTS_PER_CALL) {
-        long n = Math.min(MAX_ELEMENTS_PER_CALL, bulk - done);
-        // The slices check the bounds the native code cannot.
-        MemorySegment from = source.asSlice(sourceOffset + 2 * done, 2 * n);
-        MemorySegment to = target.asSlice(targetOffset + 4 * done, 4 * n);
-        BF16_TO_F32.invokeExact(from, to, n);
-      }
-    } catch (RuntimeException | Error e) {
-      throw e;
-    } catch (Throwable e) {
-      throw new IllegalStateException("the BF16 -> F32 routine failed", e);
-    }
-    return bulk;
-  }
-
-  private static MethodHandle load() {
+  private static MethodHandle load(String code, List<String> cpuFlags) {
     if (Boolean.getBoolean("loadstone.scalar") || !Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true"))
-        || !Posix.isLinux() || !isX8664() || !cpuHas("avx2")) {
+        || !Posix.isLinux() || !isX8664() || !cpuFlags.stream().allMatch(StreamingKernels::cpuHas)) {
       return null;
     }
     try {
-      Optional<MemorySegment> code = Posix.mapExecutable(HexFormat.of().parseHex(BF16_TO_F32_CODE));
-      return code.map(address -> Linker.nativeLinker().downcallHandle(address,
+      Optional<MemorySegment> address = Posix.mapExecutable(HexFormat.of().parseHex(code));
+      return address.map(entry -> Linker.nativeLinker().downcallHandle(entry,
           FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
           Linker.Option.critical(false))).orElse(null);
     } catch (RuntimeException e) {
@@ -155,30 +231,6 @@ final class StreamingKernels {
           .map(line -> Stream.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+")).anyMatch(flag::equals))
           .orElse(false);
     } catch (IOException | UncheckedIOException | SecurityException e) {
-      return false;
-    }
-  }
-
-  /** Runs the routine on every 16-bit pattern and compares with the definition. */
-  private static boolean selfCheck() {
-    int count = 1 << 16;
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment source = arena.allocate(2L * count, 64);
-      MemorySegment target = arena.allocate(4L * count, 64);
-      for (int i = 0; i < count; i++) {
-        source.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
-      }
-      if (bf16ToF32Native(source, 0, target, 0, count) != count) {
-        return false;
-      }
-      ValueLayout.OfInt bits = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
-      for (int i = 0; i < count; i++) {
-        if (target.getAtIndex(bits, i) != i << 16) {
-          return false;
-        }
-      }
-      return true;
-    } catch (RuntimeException e) {
       return false;
     }
   }

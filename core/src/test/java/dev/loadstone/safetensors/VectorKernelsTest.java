@@ -31,7 +31,7 @@ class VectorKernelsTest {
         List.of("-Xmx256m", "--enable-native-access=ALL-UNNAMED", streaming));
     String output = ChildJvm.finish(child);
     assertEquals(0, child.exitValue(), output);
-    boolean streamingExpected = StreamingKernels.AVAILABLE && streaming.endsWith("true");
+    boolean streamingExpected = StreamingKernels.Widening.BF16.available() && streaming.endsWith("true");
     assertTrue(output.strip().endsWith("ok vector=false streaming=" + streamingExpected), output);
   }
 
