@@ -138,15 +138,17 @@ final class TorchLoad {
 
   /**
    * Whether a tensor is copied by Loadstone rather than by {@code copy_}: into contiguous CPU
-   * memory, as the same dtype or BF16 widened to F32, the two copies whose result is the same
-   * bits whoever makes them. Loadstone's copy writes with streaming stores (the widening in
-   * particular runs about 1.4x faster than libtorch's on the benchmark checkpoint), and a file
-   * truncated under it is an exception rather than a fault in native code.
+   * memory, as the same dtype or BF16 or F16 widened to F32, copies whose result is the same bits
+   * whoever makes them (a test compares the widenings with libtorch's for every input).
+   * Loadstone's copy writes with streaming stores (the BF16 widening runs about 1.4x faster than
+   * libtorch's on the benchmark checkpoint), and a file truncated under it is an exception
+   * rather than a fault in native code.
    */
   private static boolean copiedOnHost(Assignment<Tensor> assignment) {
     DType from = assignment.tensor().dtype();
     DType to = assignment.targetDType();
     Tensor target = assignment.target().handle();
-    return (from == to || (from == DType.BF16 && to == DType.F32)) && target.is_cpu() && target.is_contiguous();
+    boolean widening = (from == DType.BF16 || from == DType.F16) && to == DType.F32;
+    return (from == to || widening) && target.is_cpu() && target.is_contiguous();
   }
 }

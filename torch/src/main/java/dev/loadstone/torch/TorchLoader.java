@@ -16,8 +16,9 @@ import org.bytedeco.pytorch.Module;
  * report is the core loader's {@link LoadReport}, in the same terms.
  *
  * <p>One exception to {@code copy_}: a contiguous CPU tensor loaded from the same dtype, or
- * float32 loaded from bfloat16, is written by Loadstone's own copy straight into the tensor's
- * memory. The bits are the ones {@code copy_} writes (a byte copy; a 16-bit shift), the copy is
+ * float32 loaded from bfloat16 or float16, is written by Loadstone's own copy straight into the
+ * tensor's memory. The bits are the ones {@code copy_} writes (a byte copy; exact widenings,
+ * compared with libtorch's for every input in the tests), the copy is
  * faster (streaming stores, which libtorch's CPU copy does not use), and a file truncated under
  * it fails with an exception instead of a fault in native code. Like {@code copy_} under
  * {@code NoGradGuard}, it leaves autograd out; unlike it, it does not bump the tensor's version

@@ -11,11 +11,16 @@ import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -24,6 +29,34 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 class TorchTensorsTest {
   @TempDir Path dir;
+
+  /**
+   * The loader writes contiguous CPU targets itself where its conversion gives libtorch's bits:
+   * for every 16-bit input, the widening to float32 must agree with copy_.
+   */
+  @ParameterizedTest
+  @EnumSource(names = {"BF16", "F16"})
+  void libtorchWidensEverySixteenBitFloatAsLoadstoneDoes(DType from) {
+    int count = 1 << 16;
+    try (Arena arena = Arena.ofConfined(); PointerScope scope = new PointerScope()) {
+      MemorySegment source = arena.allocate(2L * count, 64);
+      for (int i = 0; i < count; i++) {
+        source.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) i);
+      }
+      MemorySegment loadstone = arena.allocate(4L * count, 64);
+      TensorView.of("t", from, new long[] {count}, source).copyTo(loadstone, DType.F32);
+      Tensor widened = torch.zeros(new long[] {count}, new TensorOptions(ScalarType.Float));
+      widened.copy_(TorchTensors.wrap(source, TorchTensors.scalarType(from).orElseThrow(), new long[] {count}));
+      MemorySegment libtorch = MemorySegment.ofAddress(widened.data_ptr().address()).reinterpret(4L * count);
+      for (int i = 0; i < count; i++) {
+        int expected = libtorch.getAtIndex(ValueLayout.JAVA_INT, i);
+        int actual = loadstone.getAtIndex(ValueLayout.JAVA_INT, i);
+        if (expected != actual) {
+          assertEquals(Integer.toHexString(expected), Integer.toHexString(actual), from + " code " + Integer.toHexString(i));
+        }
+      }
+    }
+  }
 
   @Test
   void everyDTypeLibtorchHasMapsBothWays() {
