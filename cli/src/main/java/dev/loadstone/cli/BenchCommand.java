@@ -31,7 +31,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--json]";
+    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--json]";
   }
 
   @Override
@@ -46,9 +46,12 @@ final class BenchCommand implements Command {
         cache, then per run: creates and touches the variables as a model would (alloc), and
         loads the checkpoint into them (COPY: the copy into existing variables; ALIAS: open +
         bind). Reports the median load speed beside a memcpy of the same number of bytes on the
-        same threads, the page-cache residency of the files, and peak memory.
+        same threads, the page-cache residency of the files and the share mapped with 2 MiB
+        pages (loads out of 4 KiB pages are slower; --evict drops the files from the page cache
+        first, so they are read in afresh), and peak memory.
         --backend torch does the same into libtorch tensors (JavaCPP PyTorch): a module whose
-        parameters mirror the checkpoint's tensors, loaded with from_blob + copy_ (COPY only).
+        parameters mirror the checkpoint's tensors, loaded with from_blob + copy_, or by
+        Loadstone's copy where that gives the same bits (COPY only).
         --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
         when PATH holds none. --naive also times reading tensors into heap arrays and copying.
         """;
