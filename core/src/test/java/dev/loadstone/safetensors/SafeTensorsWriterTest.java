@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,10 +15,12 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ClosedByInterruptException;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -302,7 +305,7 @@ class SafeTensorsWriterTest {
 
   @Test
   void writesHeapSegmentsOfAnyArrayTypeLargerThanOneStagingBuffer() throws IOException {
-    float[] values = new float[700_000]; // 2.8 MB: several 1 MiB staging copies
+    float[] values = new float[700_000]; // 2.8 MB: staged through the writer's 2 MiB block buffer twice
     for (int i = 0; i < values.length; i++) {
       values[i] = i * 0.5f;
     }
@@ -345,6 +348,61 @@ class SafeTensorsWriterTest {
     }
 
     assertArrayEquals(Files.readAllBytes(whole), Files.readAllBytes(streamed));
+  }
+
+  @Test
+  void chunksOfAnySizeFromAnySourceLandWhereTheyBelongAcrossTheWritersBlocks() throws IOException {
+    // The writer hands the file whole 2 MiB blocks, buffering what falls short of a boundary:
+    // tensors of a few MiB in chunks from 1 byte to 5 MiB, from byte[], float[] (staged),
+    // off-heap memory and a file mapping, must still give header + data, byte for byte.
+    Random random = new Random(12);
+    List<TensorSpec> specs = new ArrayList<>();
+    ByteArrayOutputStream data = new ByteArrayOutputStream();
+    for (int i = 0; i < 3; i++) {
+      int floats = (3 << 18) + random.nextInt(1 << 19);
+      specs.add(new TensorSpec("t" + i, DType.F32, new long[] {floats}));
+      byte[] bytes = new byte[4 * floats];
+      random.nextBytes(bytes);
+      data.writeBytes(bytes);
+    }
+    byte[] all = data.toByteArray();
+    Path raw = dir.resolve("raw.bin");
+    Files.write(raw, all);
+    Path target = dir.resolve("blocks.safetensors");
+    try (Arena arena = Arena.ofConfined(); FileChannel channel = FileChannel.open(raw)) {
+      MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, all.length, arena);
+      MemorySegment offHeap = arena.allocate(all.length).copyFrom(MemorySegment.ofArray(all));
+      try (SafeTensorsWriter out = SafeTensorsWriter.create(target, null, specs)) {
+        long position = 0;
+        for (TensorSpec spec : out.tensors()) {
+          for (long done = 0; done < spec.byteSize(); ) {
+            int[] sizes = {1, 4, 4093, 65_536, (2 << 20) - 12, 2 << 20, 5 << 20};
+            long size = Math.min(spec.byteSize() - done, sizes[random.nextInt(sizes.length)]);
+            MemorySegment chunk = switch (random.nextInt(4)) {
+              case 0 -> MemorySegment.ofArray(Arrays.copyOfRange(all, (int) position, (int) (position + size)));
+              case 1 -> size % 4 == 0 && position % 4 == 0 ? floats(all, position, size) : offHeap.asSlice(position, size);
+              case 2 -> offHeap.asSlice(position, size);
+              default -> mapped.asSlice(position, size);
+            };
+            out.write(spec.name(), chunk);
+            done += size;
+            position += size;
+          }
+        }
+        out.commit();
+      }
+    }
+    ByteArrayOutputStream expected = new ByteArrayOutputStream();
+    expected.writeBytes(SafeTensorsWriter.header(null, specs));
+    expected.writeBytes(all);
+    assertArrayEquals(expected.toByteArray(), Files.readAllBytes(target));
+  }
+
+  /** Bytes {@code [position, position + size)} of {@code all} as a float[] segment (not a byte[] one). */
+  private static MemorySegment floats(byte[] all, long position, long size) {
+    float[] values = new float[(int) (size / 4)];
+    MemorySegment.copy(MemorySegment.ofArray(all), position, MemorySegment.ofArray(values), 0, size);
+    return MemorySegment.ofArray(values);
   }
 
   @Test
@@ -516,13 +574,14 @@ class SafeTensorsWriterTest {
   void anIoErrorWhileWritingLeavesTheOldTargetIntactAndNoTemporaryFile() throws IOException {
     Path target = oldTarget("model.safetensors");
     try (SafeTensorsWriter out = SafeTensorsWriter.create(target, null,
-        List.of(new TensorSpec("a", DType.U8, new long[] {1 << 20})))) {
+        List.of(new TensorSpec("a", DType.U8, new long[] {8 << 20})))) {
       out.write("a", MemorySegment.ofArray(new byte[1000]));
-      // An interrupt closes the channel under the next write: a real I/O error.
+      // An interrupt closes the channel under the next write (large enough to reach the file,
+      // not only the writer's 2 MiB buffer): a real I/O error.
       Thread.currentThread().interrupt();
       try {
         assertThrows(ClosedByInterruptException.class,
-            () -> out.write("a", MemorySegment.ofArray(new byte[1000])));
+            () -> out.write("a", MemorySegment.ofArray(new byte[4 << 20])));
       } finally {
         Thread.interrupted();
       }
@@ -581,7 +640,8 @@ class SafeTensorsWriterTest {
     assertEquals(1, leftovers.size(), "the killed writer's temporary file: " + leftovers);
     assertTrue(leftovers.get(0).getFileName().toString().startsWith(".model.safetensors.tmp-"));
     long size = Files.size(leftovers.get(0));
-    assertTrue(size > 4L << 20 && size < 64L << 20, "the child was killed mid-write: " + size);
+    // The writer hands the file whole 2 MiB blocks: after 4 MiB of data, at least 2 MiB are in.
+    assertTrue(size >= 2L << 20 && size < 64L << 20, "the child was killed mid-write: " + size);
   }
 
   @Test
