@@ -108,9 +108,11 @@ final class DemoCommand implements Command {
     LoadBenchmark.Result alias = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.ALIAS,
         Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA, false), err);
     LoadBenchmark.Result copy = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.COPY,
-        Optional.empty(), threads, 1, true, LoadBenchmark.Backend.JAVA, false), err);
-    out.printf(Locale.ROOT, "   %d tensors, %s, read into the page cache first%n", copy.tensors(),
-        Text.size(copy.bytes()));
+        Optional.empty(), threads, 3, true, LoadBenchmark.Backend.JAVA, false), err);
+    out.printf(Locale.ROOT, "   %d tensors, %s, read into the page cache first%s%n", copy.tensors(),
+        Text.size(copy.bytes()), copy.hugePageFraction().isPresent()
+            ? String.format(Locale.ROOT, " (%.0f%% of it in 2 MiB pages)", 100 * copy.hugePageFraction().getAsDouble())
+            : "");
     out.println();
     out.printf(Locale.ROOT, "2. Loading it into a VarStore (%d threads):%n", threads);
     out.println("                                   time       speed         memory added");
