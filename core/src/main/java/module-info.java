@@ -15,4 +15,6 @@ module dev.loadstone.core {
   exports dev.loadstone.safetensors;
   exports dev.loadstone.checkpoint;
   exports dev.loadstone.store;
+  // The system calls, for the command line's page-cache probes; not a public API.
+  exports dev.loadstone.internal to dev.loadstone.cli;
 }

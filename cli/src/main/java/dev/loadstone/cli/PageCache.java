@@ -1,12 +1,12 @@
 package dev.loadstone.cli;
 
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.MappedPages;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
@@ -32,14 +32,14 @@ final class PageCache {
   private static final int POSIX_FADV_DONTNEED = 4;
   /** The first line of each mapping in smaps: {@code start-end perms offset dev inode [path]}. */
   private static final Pattern SMAPS_HEADER = Pattern.compile("[0-9a-f]+-[0-9a-f]+ ");
-  private static final MethodHandle MINCORE = lookup("mincore",
+  private static final MethodHandle MINCORE = Posix.downcall("mincore",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
-  private static final MethodHandle OPEN = lookup("open",
+  private static final MethodHandle OPEN = Posix.downcall("open",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-  private static final MethodHandle FADVISE = lookup("posix_fadvise",
+  private static final MethodHandle FADVISE = Posix.downcall("posix_fadvise",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
           ValueLayout.JAVA_INT));
-  private static final MethodHandle CLOSE = lookup("close",
+  private static final MethodHandle CLOSE = Posix.downcall("close",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
   private PageCache() {}
@@ -162,14 +162,5 @@ final class PageCache {
       }
     }
     return pages == 0 ? OptionalDouble.of(1) : OptionalDouble.of((double) resident / pages);
-  }
-
-  private static MethodHandle lookup(String name, FunctionDescriptor descriptor) {
-    try {
-      Linker linker = Linker.nativeLinker();
-      return linker.defaultLookup().find(name).map(symbol -> linker.downcallHandle(symbol, descriptor)).orElse(null);
-    } catch (RuntimeException | Error e) {
-      return null;
-    }
   }
 }

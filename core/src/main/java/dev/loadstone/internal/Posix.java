@@ -14,7 +14,7 @@ import java.util.Optional;
  * The few Linux memory calls core makes through {@code java.lang.foreign}. Each one reports
  * failure (false, or empty) rather than throwing where it cannot be made: not Linux, native
  * access not enabled for the core module, an old kernel, a refusing security policy. Callers
- * then fall back to plain Java behaviour. Not exported from the module.
+ * then fall back to plain Java behaviour. Exported to the CLI only, for its page-cache probes.
  */
 public final class Posix {
   /** The page size these calls round to (x86-64 and the usual arm64 kernels). */
@@ -38,17 +38,17 @@ public final class Posix {
   private static final boolean LINUX =
       System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux");
 
-  private static final MethodHandle MADVISE = function("madvise",
+  private static final MethodHandle MADVISE = downcall("madvise",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
-  private static final MethodHandle MMAP = function("mmap",
+  private static final MethodHandle MMAP = downcall("mmap",
       FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
           ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
-  private static final MethodHandle MUNMAP = function("munmap",
+  private static final MethodHandle MUNMAP = downcall("munmap",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-  private static final MethodHandle MPROTECT = function("mprotect",
+  private static final MethodHandle MPROTECT = downcall("mprotect",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
   /** C's {@code abs}: a native call with no effect, for {@link #deliverPendingFaults()}. */
-  private static final MethodHandle ABS = function("abs", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+  private static final MethodHandle ABS = downcall("abs", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
   private Posix() {}
 
@@ -167,7 +167,11 @@ public final class Posix {
     }
   }
 
-  private static MethodHandle function(String name, FunctionDescriptor descriptor) {
+  /**
+   * A downcall handle for the C library function {@code name}, or {@code null} where it cannot
+   * be had (not Linux, no such symbol, native access refused).
+   */
+  public static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
     if (!LINUX) {
       return null;
     }

@@ -16,7 +16,9 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.IntUnaryOperator;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -113,8 +115,8 @@ final class StreamingKernels {
     private final MethodHandle routine;
     private final boolean available;
 
-    Widening(String code, List<String> cpuFlags, IntUnaryOperator definition) {
-      this.routine = load(code, cpuFlags);
+    Widening(String code, List<String> neededFlags, IntUnaryOperator definition) {
+      this.routine = load(code, neededFlags);
       this.available = routine != null && selfCheck(definition);
     }
 
@@ -173,6 +175,11 @@ final class StreamingKernels {
     void widen(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count);
   }
 
+  /** Read once, when the first routine loads. */
+  private static final class CpuFlags {
+    static final Set<String> PRESENT = cpuFlags();
+  }
+
   private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -204,9 +211,9 @@ final class StreamingKernels {
         && !target.isMapped() && !target.isReadOnly() && (target.address() + targetOffset) % 4 == 0;
   }
 
-  private static MethodHandle load(String code, List<String> cpuFlags) {
+  private static MethodHandle load(String code, List<String> neededFlags) {
     if (Boolean.getBoolean("loadstone.scalar") || !Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true"))
-        || !Posix.isLinux() || !isX8664() || !cpuFlags.stream().allMatch(StreamingKernels::cpuHas)) {
+        || !Posix.isLinux() || !isX8664() || !CpuFlags.PRESENT.containsAll(neededFlags)) {
       return null;
     }
     try {
@@ -224,14 +231,15 @@ final class StreamingKernels {
     return arch.equals("amd64") || arch.equals("x86_64");
   }
 
-  /** Whether the first processor's flags in /proc/cpuinfo include {@code flag}. */
-  private static boolean cpuHas(String flag) {
+  /** The first processor's flags in /proc/cpuinfo (empty where it cannot be read). */
+  private static Set<String> cpuFlags() {
     try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
       return lines.filter(line -> line.startsWith("flags")).findFirst()
-          .map(line -> Stream.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+")).anyMatch(flag::equals))
-          .orElse(false);
+          .map(line -> Stream.of(line.substring(line.indexOf(':') + 1).trim().split("\\s+"))
+              .collect(Collectors.toUnmodifiableSet()))
+          .orElse(Set.of());
     } catch (IOException | UncheckedIOException | SecurityException e) {
-      return false;
+      return Set.of();
     }
   }
 }
