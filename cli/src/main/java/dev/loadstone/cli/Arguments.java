@@ -1,5 +1,6 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.safetensors.DType;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -16,6 +17,9 @@ import java.util.Set;
  * lone {@code -} is positional too.
  */
 final class Arguments {
+  /** The dtypes float tensors can be converted to on the way (see {@link #floatDType}). */
+  static final List<DType> FLOAT_TARGETS = List.of(DType.F32, DType.F16, DType.BF16);
+
   private final List<String> positional;
   private final Set<String> flags;
   private final Map<String, String> values;
@@ -132,6 +136,25 @@ final class Arguments {
     }
     throw new UsageException(option + " needs a whole number of at least " + min + ", not '"
         + Text.oneLine(value.get()) + "'");
+  }
+
+  /**
+   * The float dtype {@code option} asks for ({@code F32}, {@code F16} or {@code BF16}, in any
+   * case), or empty when it was not given or is {@code keep} (floats keep their dtype).
+   *
+   * @throws UsageException for any other value
+   */
+  Optional<DType> floatDType(String option) throws UsageException {
+    Optional<String> value = value(option);
+    if (value.isEmpty() || value.get().strip().equalsIgnoreCase("keep")) {
+      return Optional.empty();
+    }
+    for (DType dtype : FLOAT_TARGETS) {
+      if (dtype.name().equalsIgnoreCase(value.get().strip())) {
+        return Optional.of(dtype);
+      }
+    }
+    throw new UsageException(option + " '" + Text.oneLine(value.get()) + "' is not one of F32, F16, BF16 or keep");
   }
 
   /** The single positional argument {@code name}; see {@link #require(String...)}. */

@@ -79,7 +79,7 @@ final class BenchCommand implements Command {
       case "alias" -> LoadMode.ALIAS;
       default -> throw new UsageException("--mode is copy or alias, not '" + Text.oneLine(args.value("--mode").get()) + "'");
     };
-    Optional<DType> dtype = parseDType(args.value("--dtype").orElse("keep"));
+    Optional<DType> dtype = args.floatDType("--dtype");
     if (mode == LoadMode.ALIAS && dtype.isPresent()) {
       throw new UsageException("--mode alias binds the file's bytes as they are: use --dtype keep");
     }
@@ -114,15 +114,6 @@ final class BenchCommand implements Command {
       writeText(result, out);
     }
     return Main.EXIT_OK;
-  }
-
-  private static Optional<DType> parseDType(String value) throws UsageException {
-    String upper = value.toUpperCase(Locale.ROOT);
-    return switch (upper) {
-      case "KEEP" -> Optional.empty();
-      case "F32", "F16", "BF16" -> Optional.of(DType.valueOf(upper));
-      default -> throw new UsageException("--dtype is keep, F32, F16 or BF16, not '" + Text.oneLine(value) + "'");
-    };
   }
 
   private static void writeText(LoadBenchmark.Result r, PrintStream out) {

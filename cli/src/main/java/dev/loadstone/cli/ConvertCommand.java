@@ -36,9 +36,6 @@ final class ConvertCommand implements Command {
   /** The most bytes written in one step, and the size of the conversion buffer. */
   static final int CHUNK_BYTES = 16 << 20;
 
-  /** The dtypes floating-point tensors may be converted to. */
-  static final List<DType> TARGETS = List.of(DType.F32, DType.F16, DType.BF16);
-
   private final int chunkBytes;
 
   ConvertCommand() {
@@ -101,21 +98,10 @@ final class ConvertCommand implements Command {
         Option.valued("--max-shard-size", "SIZE", "write a sharded model directory, shards of at most SIZE"));
   }
 
-  /** Parses a {@code --dtype} value: F32, F16 or BF16, in any case. */
-  static DType parseDtype(String text) throws UsageException {
-    for (DType dtype : TARGETS) {
-      if (dtype.name().equalsIgnoreCase(text.strip())) {
-        return dtype;
-      }
-    }
-    throw new UsageException("--dtype '" + Text.oneLine(text) + "' is not one of F32, F16, BF16");
-  }
-
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
     List<String> positional = args.require("IN", "OUT");
-    Optional<DType> dtype = args.value("--dtype").isPresent()
-        ? Optional.of(parseDtype(args.value("--dtype").get())) : Optional.empty();
+    Optional<DType> dtype = args.floatDType("--dtype");
     Optional<Long> maxShardSize = args.value("--max-shard-size").isPresent()
         ? Optional.of(ByteSize.parse("--max-shard-size", args.value("--max-shard-size").get()))
         : Optional.empty();
@@ -143,7 +129,7 @@ final class ConvertCommand implements Command {
       int converted = 0;
       long bytesIn = 0;
       for (TensorView tensor : checkpoint.tensors()) {
-        DType to = targetType(tensor.dtype(), dtype);
+        DType to = tensor.dtype().convertingFloatsTo(dtype);
         if (to != tensor.dtype()) {
           converted++;
         }
@@ -189,11 +175,6 @@ final class ConvertCommand implements Command {
           + " bytes of tensor data in " + Text.seconds(nanos));
     }
     return Main.EXIT_OK;
-  }
-
-  /** The dtype a tensor of dtype {@code from} is written as. */
-  static DType targetType(DType from, Optional<DType> requested) {
-    return requested.isPresent() && from.isFloatingPoint() ? requested.get() : from;
   }
 
   /**

@@ -100,7 +100,7 @@ final class LoadBenchmark {
       tensorCount = checkpoint.tensors().size();
       bytes = checkpoint.totalSize();
       for (TensorView tensor : checkpoint.tensors()) {
-        bytesWritten += targetDType(tensor, settings).byteSize(tensor.elementCount());
+        bytesWritten += tensor.dtype().convertingFloatsTo(settings.dtype()).byteSize(tensor.elementCount());
       }
     }
     if (settings.mode() == LoadMode.ALIAS) {
@@ -151,21 +151,11 @@ final class LoadBenchmark {
         : copyRun(settings, alloc, run, progressStream);
   }
 
-  static DType targetDType(TensorView tensor, Settings settings) {
-    return tensor.dtype().isFloatingPoint() && settings.dtype().isPresent()
-        ? settings.dtype().get() : tensor.dtype();
-  }
-
   /** Creates the store's variables as a model would: allocated and initialized. */
   private static VarStore createVariables(Checkpoint checkpoint, Settings settings, boolean allocate) {
     VarStore store = new VarStore();
     for (TensorView tensor : checkpoint.tensors()) {
-      String[] parts = tensor.name().split("\\.");
-      var scope = store.root();
-      for (int i = 0; i < parts.length - 1; i++) {
-        scope = scope.sub(parts[i]);
-      }
-      scope.zeros(parts[parts.length - 1], targetDType(tensor, settings), tensor.shape());
+      store.root().zeros(tensor.name(), tensor.dtype().convertingFloatsTo(settings.dtype()), tensor.shape());
     }
     if (allocate) {
       store.allocate(settings.threads());

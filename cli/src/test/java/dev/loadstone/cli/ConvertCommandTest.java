@@ -323,7 +323,7 @@ class ConvertCommandTest {
     for (String dtype : List.of("F64", "int8", "", "F8_E4M3", "BF16x")) {
       Cli.Result result = convert(in.toString(), out.toString(), "--dtype", dtype);
       assertEquals(2, result.exit(), dtype);
-      assertEquals("loadstone convert: --dtype '" + dtype + "' is not one of F32, F16, BF16"
+      assertEquals("loadstone convert: --dtype '" + dtype + "' is not one of F32, F16, BF16 or keep"
           + " (run 'loadstone help convert' for usage)\n", result.err());
     }
     for (String size : List.of("0", "-5", "5XB", "1.5B", "abc", "0.0001KB", "99999999999TB", "")) {

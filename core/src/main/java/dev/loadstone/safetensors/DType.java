@@ -111,6 +111,20 @@ public enum DType {
     return category == Category.FLOAT;
   }
 
+  /**
+   * The dtype a tensor of this dtype is given when floating-point tensors are to become
+   * {@code floatTarget}: the target for a floating-point dtype, this dtype for any other
+   * (integers, booleans and complex numbers keep theirs) or when no target is given.
+   *
+   * <pre>{@code
+   * DType.BF16.convertingFloatsTo(Optional.of(DType.F32));   // F32
+   * DType.I64.convertingFloatsTo(Optional.of(DType.F32));    // I64
+   * }</pre>
+   */
+  public DType convertingFloatsTo(Optional<DType> floatTarget) {
+    return isFloatingPoint() ? floatTarget.orElse(this) : this;
+  }
+
   /** Whether this is a signed or unsigned integer type. */
   public boolean isInteger() {
     return category == Category.SIGNED || category == Category.UNSIGNED;

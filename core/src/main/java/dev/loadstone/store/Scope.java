@@ -42,21 +42,42 @@ public final class Scope {
   }
 
   /**
-   * Creates a variable named {@code prefix.name}.
+   * Creates a variable named {@code prefix.name}. The name may itself be dotted, a path below
+   * this scope ({@code root.variable("model.norm.weight", ...)} is
+   * {@code root.sub("model").sub("norm").variable("weight", ...)}), so a checkpoint's tensor
+   * names can be used as they are.
    *
-   * @throws IllegalArgumentException if the store already has a variable of that name, or the
-   *     initializer cannot fill this dtype
+   * @throws IllegalArgumentException if a component of the name is empty, the store already has
+   *     a variable of that name, or the initializer cannot fill this dtype
    */
   public Variable variable(String name, DType dtype, long[] shape, Initializer initializer) {
     Objects.requireNonNull(dtype, "dtype");
     Objects.requireNonNull(shape, "shape");
     Objects.requireNonNull(initializer, "initializer");
-    return store.create(join(name), dtype, shape, initializer);
+    return store.create(joinPath(name), dtype, shape, initializer);
   }
 
-  /** Creates a zero-initialized variable named {@code prefix.name}. */
+  /** Creates a zero-initialized variable named {@code prefix.name} (dotted or not, as {@link #variable}). */
   public Variable zeros(String name, DType dtype, long... shape) {
     return variable(name, dtype, shape, Initializer.zeros());
+  }
+
+  private String joinPath(String path) {
+    Objects.requireNonNull(path, "name");
+    String joined = prefix;
+    int start = 0;
+    while (true) {
+      int dot = path.indexOf('.', start);
+      String component = path.substring(start, dot < 0 ? path.length() : dot);
+      if (component.isEmpty()) {
+        throw new IllegalArgumentException("a variable name has no empty components: '" + path + "'");
+      }
+      joined = joined.isEmpty() ? component : joined + "." + component;
+      if (dot < 0) {
+        return joined;
+      }
+      start = dot + 1;
+    }
   }
 
   private String join(String component) {

@@ -57,11 +57,7 @@ public final class VarStore implements AutoCloseable {
         if (name.isEmpty()) {
           continue;
         }
-        DType dtype = tensor.dtype();
-        if (tensor.dtype().isFloatingPoint() && options.createDType().isPresent()) {
-          dtype = options.createDType().get();
-        }
-        store.create(name.get(), dtype, tensor.shape(), Initializer.zeros());
+        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), tensor.shape());
       }
       store.load(checkpoint, options);
       return store;

@@ -155,12 +155,7 @@ public final class LlamaModel implements AutoCloseable {
       for (Spec spec : specs) {
         DType dtype = mode == LoadMode.COPY ? copyType
             : checkpoint.find(spec.name()).map(TensorView::dtype).orElse(DType.F32);
-        Scope scope = root;
-        String[] parts = spec.name().split("\\.");
-        for (int i = 0; i < parts.length - 1; i++) {
-          scope = scope.sub(parts[i]);
-        }
-        scope.zeros(parts[parts.length - 1], dtype, spec.shape());
+        root.zeros(spec.name(), dtype, spec.shape());
       }
       LoadReport report = store.load(checkpoint, LoadOptions.defaults()
           .withMode(mode).withThreads(options.threads()).partial());

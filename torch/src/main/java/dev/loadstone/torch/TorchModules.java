@@ -104,10 +104,7 @@ public final class TorchModules {
       if (name.isEmpty()) {
         continue;
       }
-      DType dtype = tensor.dtype();
-      if (dtype.isFloatingPoint() && options.createDType().isPresent()) {
-        dtype = options.createDType().get();
-      }
+      DType dtype = tensor.dtype().convertingFloatsTo(options.createDType());
       ScalarType type = TorchTensors.scalarType(dtype).orElseThrow(() -> new IllegalArgumentException(
           tensor.name() + ": libtorch has no " + tensor.dtype() + " tensors"));
       Tensor value = torch.empty(tensor.shape(), new TensorOptions(device).dtype(new ScalarTypeOptional(type)),
