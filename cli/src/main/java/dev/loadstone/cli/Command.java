@@ -10,8 +10,9 @@ import java.util.List;
  *
  * <ul>
  *   <li>{@link UsageException}: {@link Main#EXIT_USAGE};
- *   <li>{@link dev.loadstone.safetensors.SafeTensorsException} and
- *       {@link dev.loadstone.checkpoint.CheckpointException}: {@link Main#EXIT_INVALID};
+ *   <li>{@link dev.loadstone.safetensors.SafeTensorsException} (a broken file, or as its
+ *       subclass {@link dev.loadstone.checkpoint.CheckpointException} a broken directory):
+ *       {@link Main#EXIT_INVALID};
  *   <li>any other {@link java.io.IOException}: {@link Main#EXIT_USAGE};
  *   <li>anything else: an unexpected error, {@link Main#EXIT_USAGE}.
  * </ul>

@@ -128,10 +128,9 @@ public final class Main {
     } catch (UsageException e) {
       return usageError(err, command, e);
     } catch (SafeTensorsException e) {
-      err.println(prefix + "invalid file: " + Text.describe(e));
-      return failed(out, err, debug, e, EXIT_INVALID);
-    } catch (CheckpointException e) {
-      err.println(prefix + "invalid checkpoint: " + Text.describe(e));
+      // The message names the file, the reason code, the tensor and the rule.
+      err.println(prefix + (e instanceof CheckpointException ? "invalid checkpoint: " : "invalid file: ")
+          + Text.oneLine(e.getMessage()));
       return failed(out, err, debug, e, EXIT_INVALID);
     } catch (IOException e) {
       err.println(prefix + describe(e));

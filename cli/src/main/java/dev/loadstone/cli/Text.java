@@ -1,7 +1,5 @@
 package dev.loadstone.cli;
 
-import dev.loadstone.checkpoint.CheckpointException;
-import dev.loadstone.safetensors.SafeTensorsException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -85,49 +83,6 @@ final class Text {
       }
     }
     return out == null ? text : out.toString();
-  }
-
-  /**
-   * A one-line description of a broken rule that always names the file, the reason code and the
-   * rule: the exception's message (which holds file, reason, tensor, detail and rule), with
-   * whatever it lacks added.
-   */
-  static String describe(SafeTensorsException e) {
-    String message = e.getMessage() == null ? "" : e.getMessage();
-    StringBuilder line = new StringBuilder();
-    String file = e.file().map(Object::toString).orElse(null);
-    if (file != null && !message.startsWith(file)) {
-      line.append(file).append(": ");
-    }
-    if (!message.contains(e.reason().name())) {
-      line.append(e.reason().name()).append(": ");
-    }
-    line.append(message);
-    if (!message.contains(e.reason().rule())) {
-      line.append(" (rule: ").append(e.reason().rule()).append(')');
-    }
-    return oneLine(line.toString());
-  }
-
-  /**
-   * A one-line description of a broken rule of a model directory, naming the file, the reason
-   * code and the rule, as {@link #describe(SafeTensorsException)} does.
-   */
-  static String describe(CheckpointException e) {
-    String message = e.getMessage() == null ? "" : e.getMessage();
-    StringBuilder line = new StringBuilder();
-    String file = e.file().toString();
-    if (!message.startsWith(file)) {
-      line.append(file).append(": ");
-    }
-    if (!message.contains(e.reason().name())) {
-      line.append(e.reason().name()).append(": ");
-    }
-    line.append(message);
-    if (!message.contains(e.reason().rule())) {
-      line.append(" (rule: ").append(e.reason().rule()).append(')');
-    }
-    return oneLine(line.toString());
   }
 
   /** Seconds, for durations shown to people: {@code "3.25 s"}. */

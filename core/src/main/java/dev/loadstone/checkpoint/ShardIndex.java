@@ -5,7 +5,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
-import dev.loadstone.checkpoint.CheckpointException.Reason;
+import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import dev.loadstone.safetensors.TensorSpec;
 import java.io.IOException;
 import java.math.BigDecimal;

@@ -6,22 +6,30 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * A file, header or tensor breaks a rule of the safetensors format. Carries the rule that failed
- * as a {@link Reason}, the file, and the tensor's name where the rule concerns one tensor.
+ * A checkpoint breaks a rule: of the safetensors file format (its header, a tensor's entry, the
+ * data's layout) or, as the subclass {@link dev.loadstone.checkpoint.CheckpointException}, of a
+ * model directory (its index and shards). Carries the rule that failed as a {@link Reason}, the
+ * file, and the tensor's name where the rule concerns one tensor; the message holds all of them
+ * and what was found, on one line.
  *
  * <pre>{@code
- * try (SafeTensors st = SafeTensors.open(path)) {
+ * try (Checkpoint model = Checkpoint.open(dir)) {
  *   ...
- * } catch (SafeTensorsException e) {
- *   System.err.println(e.file().orElse(null) + ": " + e.reason() + ": " + e.reason().rule());
+ * } catch (SafeTensorsException e) {       // a broken file or a broken directory
+ *   System.err.println(e.getMessage());    // "FILE: REASON: tensor 'NAME': what was found (rule: ...)"
+ *   e.reason(); e.file(); e.tensor();      // the same, for programs
  * }
  * }</pre>
  */
-public final class SafeTensorsException extends IOException {
+public class SafeTensorsException extends IOException {
   private static final long serialVersionUID = 1L;
 
-  /** The rules of the format, one code each. */
+  /**
+   * The rules of the format and of model directories, one code each. The codes are stable: a
+   * program may match on them, and the command line prints them.
+   */
   public enum Reason {
+    // The file format.
     /** The file is shorter than the 8-byte header length. */
     FILE_TOO_SMALL("a file starts with an 8-byte little-endian header length"),
     /** The header length exceeds the 100,000,000-byte cap. */
@@ -38,8 +46,8 @@ public final class SafeTensorsException extends IOException {
     HEADER_NOT_OBJECT("the header is a JSON object"),
     /** {@code __metadata__} is not a flat map of strings to strings. */
     INVALID_METADATA("__metadata__ is an object whose values are all strings"),
-    /** A tensor name appears twice. */
-    DUPLICATE_TENSOR("each tensor name appears once"),
+    /** A tensor name appears twice: in one header, twice in an index, or in two shards. */
+    DUPLICATE_TENSOR("each tensor name appears once (in a header; in an index and across its shards)"),
     /** A tensor entry is not an object, or one of its fields has the wrong JSON type. */
     INVALID_TENSOR_ENTRY("a tensor entry is an object with a string dtype and array shape and data_offsets"),
     /** A tensor entry lacks {@code dtype}, {@code shape} or {@code data_offsets}. */
@@ -72,7 +80,24 @@ public final class SafeTensorsException extends IOException {
     /** The file ends before the last tensor's data does. */
     DATA_TRUNCATED("the file holds all of the tensors' data"),
     /** The file goes on after the last tensor's data. */
-    TRAILING_BYTES("the file ends where the last tensor's data ends");
+    TRAILING_BYTES("the file ends where the last tensor's data ends"),
+
+    // Model directories (see dev.loadstone.checkpoint.Checkpoint).
+    /** The directory has neither {@code model.safetensors} nor {@code model.safetensors.index.json}. */
+    NO_WEIGHTS("a checkpoint directory holds model.safetensors or model.safetensors.index.json"),
+    /** The index is not well-formed JSON, or not of the expected shape. */
+    INVALID_INDEX("the index is a JSON object whose weight_map maps tensor names to shard file"
+        + " names, and whose metadata.total_size, if present, is a non-negative integer"),
+    /** A shard name is empty, absolute, contains {@code ..} or otherwise leaves the directory. */
+    INVALID_SHARD_NAME("a shard name is a relative path that stays inside the index's directory"),
+    /** A shard named by the index does not exist. */
+    MISSING_SHARD("every shard the index names exists"),
+    /** A tensor listed in the index is not in the shard the index names. */
+    TENSOR_MISSING_FROM_SHARD("each tensor the index lists is in the shard it names"),
+    /** A shard holds a tensor that the index does not list. */
+    TENSOR_NOT_IN_INDEX("the index lists every tensor of every shard"),
+    /** {@code metadata.total_size} differs from the total bytes of the tensors. */
+    TOTAL_SIZE_MISMATCH("metadata.total_size equals the total bytes of the tensors' data");
 
     private final String rule;
 
@@ -80,7 +105,7 @@ public final class SafeTensorsException extends IOException {
       this.rule = rule;
     }
 
-    /** The rule, as a sentence fragment: what a valid file does. */
+    /** The rule, as a sentence fragment: what a valid file or directory does. */
     public String rule() {
       return rule;
     }
@@ -89,6 +114,7 @@ public final class SafeTensorsException extends IOException {
   private final Reason reason;
   private final transient Path file;
   private final String tensor;
+  private final String detail;
 
   /**
    * Creates an exception for a broken rule.
@@ -103,9 +129,15 @@ public final class SafeTensorsException extends IOException {
     this.reason = Objects.requireNonNull(reason, "reason");
     this.file = file;
     this.tensor = tensor;
+    this.detail = Objects.requireNonNull(detail, "detail");
   }
 
-  SafeTensorsException(Reason reason, Path file, String tensor, String detail, Throwable cause) {
+  /**
+   * Creates an exception for a broken rule, caused by another failure (a read error, say).
+   *
+   * @see #SafeTensorsException(Reason, Path, String, String)
+   */
+  public SafeTensorsException(Reason reason, Path file, String tensor, String detail, Throwable cause) {
     this(reason, file, tensor, detail);
     initCause(cause);
   }
@@ -123,6 +155,11 @@ public final class SafeTensorsException extends IOException {
   /** The tensor that broke it, when the rule concerns one tensor. */
   public Optional<String> tensor() {
     return Optional.ofNullable(tensor);
+  }
+
+  /** What was found, as the message gives it (without file, reason, tensor and rule). */
+  public String detail() {
+    return detail;
   }
 
   private static String message(Reason reason, Path file, String tensor, String detail) {

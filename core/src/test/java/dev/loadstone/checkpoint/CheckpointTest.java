@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.loadstone.checkpoint.CheckpointException.Reason;
+import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsException;
 import dev.loadstone.safetensors.SafeTensorsWriter;
@@ -148,7 +148,7 @@ class CheckpointTest {
     Path dir = sharded();
     Files.delete(dir.resolve(SHARD2));
     CheckpointException e = openFails(dir, Reason.MISSING_SHARD);
-    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file());
+    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file().orElseThrow());
     assertTrue(e.getMessage().contains(SHARD2), e.getMessage());
   }
 
@@ -164,7 +164,7 @@ class CheckpointTest {
 
     CheckpointException e = openFails(dir, Reason.INVALID_SHARD_NAME);
     assertEquals("c", e.tensor().orElseThrow());
-    assertEquals(dir.resolve(Checkpoint.INDEX_FILE_NAME), e.file());
+    assertEquals(dir.resolve(Checkpoint.INDEX_FILE_NAME), e.file().orElseThrow());
   }
 
   @Test
@@ -197,7 +197,7 @@ class CheckpointTest {
         + "\",\n    \"c\": \"" + SHARD2 + "\",\n    \"d\": \"" + SHARD2 + "\""));
     CheckpointException e = openFails(dir, Reason.TENSOR_MISSING_FROM_SHARD);
     assertEquals("d", e.tensor().orElseThrow());
-    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file());
+    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file().orElseThrow());
   }
 
   @Test
@@ -206,7 +206,7 @@ class CheckpointTest {
         + "\",\n    \"c\": \"" + SHARD2 + "\""));
     CheckpointException e = openFails(dir, Reason.TENSOR_MISSING_FROM_SHARD);
     assertEquals("b", e.tensor().orElseThrow());
-    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file());
+    assertEquals(dir.resolve(SHARD2).toAbsolutePath(), e.file().orElseThrow());
   }
 
   @Test
@@ -214,7 +214,7 @@ class CheckpointTest {
     Path dir = sharded(index(15, "    \"a\": \"" + SHARD1 + "\",\n    \"c\": \"" + SHARD2 + "\""));
     CheckpointException e = openFails(dir, Reason.TENSOR_NOT_IN_INDEX);
     assertEquals("b", e.tensor().orElseThrow());
-    assertEquals(dir.resolve(SHARD1).toAbsolutePath(), e.file());
+    assertEquals(dir.resolve(SHARD1).toAbsolutePath(), e.file().orElseThrow());
   }
 
   @Test
@@ -273,6 +273,22 @@ class CheckpointTest {
     Files.write(dir.resolve(SHARD2), new byte[] {1, 2, 3});
     SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> Checkpoint.open(dir));
     assertEquals(SafeTensorsException.Reason.FILE_TOO_SMALL, e.reason());
+    assertFalse(e instanceof CheckpointException, "the shard's own rule, not the directory's");
+  }
+
+  @Test
+  void oneCatchCoversBrokenFilesAndBrokenDirectories() throws IOException {
+    // A caller that catches the format's exception also gets the directory's rules, with the
+    // same accessors: reason, file, tensor, and a message that holds them all.
+    Path dir = sharded(index(15, "    \"a\": \"" + SHARD1 + "\",\n    \"c\": \"" + SHARD2 + "\""));
+    SafeTensorsException e = assertThrows(SafeTensorsException.class, () -> Checkpoint.open(dir));
+    assertTrue(e instanceof CheckpointException);
+    assertEquals(Reason.TENSOR_NOT_IN_INDEX, e.reason());
+    assertEquals("b", e.tensor().orElseThrow());
+    Path shard = dir.resolve(SHARD1).toAbsolutePath();
+    assertEquals(shard, e.file().orElseThrow());
+    assertEquals(shard + ": TENSOR_NOT_IN_INDEX: tensor 'b': " + e.detail() + " (rule: "
+        + Reason.TENSOR_NOT_IN_INDEX.rule() + ")", e.getMessage());
   }
 
   @Test

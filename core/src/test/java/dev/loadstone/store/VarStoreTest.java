@@ -317,6 +317,14 @@ class VarStoreTest {
       assertThrows(IllegalArgumentException.class,
           () -> store.root().variable("r", DType.I32, new long[] {2}, Initializer.normal(0, 1, 1)));
       assertEquals("layers.3.mlp", store.root().sub("layers").sub(3).sub("mlp").prefix());
+      // A dotted name is a path below the scope: checkpoint names can be used as they are.
+      Variable norm = store.root().sub("model").zeros("layers.0.norm.weight", DType.F32, 4);
+      assertEquals("model.layers.0.norm.weight", norm.name());
+      assertEquals(norm, store.variable("model.layers.0.norm.weight"));
+      assertThrows(IllegalArgumentException.class, () -> store.root().zeros("model..weight", DType.F32, 2));
+      assertThrows(IllegalArgumentException.class, () -> store.root().zeros(".weight", DType.F32, 2));
+      assertThrows(IllegalArgumentException.class, () -> store.root().zeros("weight.", DType.F32, 2));
+      assertThrows(IllegalArgumentException.class, () -> store.root().zeros("", DType.F32, 2));
     }
   }
 
