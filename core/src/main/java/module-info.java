@@ -17,4 +17,7 @@ module dev.loadstone.core {
   exports dev.loadstone.store;
   // The system calls, for the command line's page-cache probes; not a public API.
   exports dev.loadstone.internal to dev.loadstone.cli;
+  // The load engine (planning, chunked parallel copy), for backends in this project: the
+  // libtorch module loads through it. Not a public API.
+  exports dev.loadstone.engine to dev.loadstone.torch;
 }

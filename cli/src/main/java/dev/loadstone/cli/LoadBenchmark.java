@@ -31,7 +31,7 @@ final class LoadBenchmark {
   enum Backend {
     /** A {@link VarStore}: the core loader. */
     JAVA,
-    /** Libtorch tensors, through the torch module (see {@link TorchLoadRun}). */
+    /** Libtorch tensors, through the torch module (see {@link LibtorchBenchmarkRun}). */
     TORCH
   }
 
@@ -112,7 +112,7 @@ final class LoadBenchmark {
     OptionalDouble hugePages = PageCache.readThrough(settings.path());
     OptionalDouble resident = PageCache.residentFraction(files);
     if (settings.backend() == Backend.TORCH) {
-      TorchLoadRun.prepare();    // libtorch's own memory counts in the baseline
+      LibtorchBenchmarkRun.prepare();    // libtorch's own memory counts in the baseline
     }
 
     double[] alloc = new double[settings.runs()];
@@ -144,7 +144,7 @@ final class LoadBenchmark {
   private static double timedRun(Settings settings, double[] alloc, int run, java.io.PrintStream progressStream)
       throws IOException {
     if (settings.backend() == Backend.TORCH) {
-      return TorchLoadRun.copyRun(settings, alloc, run);
+      return LibtorchBenchmarkRun.copyRun(settings, alloc, run);
     }
     return settings.mode() == LoadMode.ALIAS
         ? aliasRun(settings, alloc, run)

@@ -3,7 +3,6 @@ package dev.loadstone.cli;
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.TensorView;
-import dev.loadstone.store.MappedPages;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -59,12 +58,12 @@ final class PageCache {
       for (TensorView tensor : checkpoint.tensors()) {
         MemorySegment data = tensor.segment();
         if (data.byteSize() > 0) {
-          MappedPages.populate(data);
+          Posix.madvise(data, Posix.MADV_POPULATE_READ);
           populated.add(data);
         }
       }
       OptionalDouble huge = hugePageFraction(checkpoint.files());
-      populated.forEach(MappedPages::release);
+      populated.forEach(data -> Posix.madvise(data, Posix.MADV_DONTNEED));
       return huge;
     }
   }

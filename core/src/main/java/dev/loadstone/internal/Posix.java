@@ -6,15 +6,24 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 
 /**
  * The few Linux memory calls core makes through {@code java.lang.foreign}. Each one reports
  * failure (false, or empty) rather than throwing where it cannot be made: not Linux, native
  * access not enabled for the core module, an old kernel, a refusing security policy. Callers
- * then fall back to plain Java behaviour. Exported to the CLI only, for its page-cache probes.
+ * then fall back to plain Java behaviour, and the first failure of each call (with its
+ * {@code errno}) is said once: logged at {@code DEBUG} level to the {@code dev.loadstone}
+ * {@link System.Logger} and kept in {@link #fallbacks()}, which {@code loadstone bench} prints.
+ * Exported to the CLI only, for its page-cache probes and reports.
  */
 public final class Posix {
   /** The page size these calls round to (x86-64 and the usual arm64 kernels). */
@@ -38,8 +47,17 @@ public final class Posix {
   private static final boolean LINUX =
       System.getProperty("os.name", "").toLowerCase(Locale.ROOT).contains("linux");
 
+  private static final System.Logger LOG = System.getLogger("dev.loadstone");
+  /** The first failure of each call, in the order seen; see {@link #fallbacks()}. */
+  private static final Map<String, String> FALLBACKS = Collections.synchronizedMap(new LinkedHashMap<>());
+
+  /** Where a call leaves {@code errno}, read right after it (the JVM may overwrite it later). */
+  private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+  private static final VarHandle ERRNO =
+      CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
   private static final MethodHandle MADVISE = downcall("madvise",
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT),
+      Linker.Option.captureCallState("errno"));
   private static final MethodHandle MMAP = downcall("mmap",
       FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
           ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
@@ -97,13 +115,74 @@ public final class Posix {
     if (end <= start) {
       return true;
     }
-    try {
+    int errno;
+    try (Arena state = Arena.ofConfined()) {
+      MemorySegment callState = state.allocate(CALL_STATE);
       // Passing a segment (not a raw address) keeps its arena open during the call, so the
       // range cannot be unmapped and reused by other memory meanwhile.
-      return (int) MADVISE.invokeExact(segment.asSlice(start - address, end - start), end - start, advice) == 0;
+      if ((int) MADVISE.invokeExact(callState, segment.asSlice(start - address, end - start), end - start, advice) == 0) {
+        return true;
+      }
+      errno = (int) ERRNO.get(callState, 0L);
     } catch (Throwable e) {
+      reportFallback("madvise(" + adviceName(advice) + ")", e.toString());
       return false;
     }
+    reportFallback("madvise(" + adviceName(advice) + ")", describeErrno(errno)
+        + (errno == 22 && (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE) ? ": the kernel does not know this advice (it needs Linux 5.14)" : ""));
+    return false;
+  }
+
+  /**
+   * Says once, for each {@code call}, that it was not available or failed and why: logged at
+   * {@code DEBUG} level and kept for {@link #fallbacks()}. Later failures of the same call are
+   * not repeated.
+   *
+   * @param call what could not be done, e.g. {@code madvise(MADV_POPULATE_READ)}
+   * @param why the reason, e.g. {@code errno 22 (EINVAL)}
+   */
+  public static void reportFallback(String call, String why) {
+    if (FALLBACKS.putIfAbsent(call, why) == null) {
+      LOG.log(System.Logger.Level.DEBUG, () -> "Loadstone: " + call + " is unavailable or failed (" + why
+          + "); carrying on without it (plain Java where it matters)");
+    }
+  }
+
+  /**
+   * The calls that were not available or failed in this process, each with the reason for its
+   * first failure, in the order seen: what Loadstone did without (page advice, huge pages,
+   * streaming-store routines), so a slower than expected load can be explained.
+   */
+  public static Map<String, String> fallbacks() {
+    synchronized (FALLBACKS) {
+      return Map.copyOf(FALLBACKS);
+    }
+  }
+
+  private static String adviceName(int advice) {
+    return switch (advice) {
+      case MADV_DONTNEED -> "MADV_DONTNEED";
+      case MADV_HUGEPAGE -> "MADV_HUGEPAGE";
+      case MADV_POPULATE_READ -> "MADV_POPULATE_READ";
+      case MADV_POPULATE_WRITE -> "MADV_POPULATE_WRITE";
+      default -> Integer.toString(advice);
+    };
+  }
+
+  /** {@code errno 22 (EINVAL)} for the values these calls return. */
+  private static String describeErrno(int errno) {
+    String name = switch (errno) {
+      case 1 -> "EPERM";
+      case 11 -> "EAGAIN";
+      case 12 -> "ENOMEM";
+      case 14 -> "EFAULT";
+      case 16 -> "EBUSY";
+      case 22 -> "EINVAL";
+      case 38 -> "ENOSYS";
+      case 133 -> "EHWPOISON";
+      default -> null;
+    };
+    return "errno " + errno + (name == null ? "" : " (" + name + ")");
   }
 
   /**
@@ -139,6 +218,7 @@ public final class Posix {
     } catch (Throwable e) {
       // fall through: refused
     }
+    reportFallback("mprotect(PROT_EXEC)", "the system refuses executable memory");
     unmap(page);
     return Optional.empty();
   }
@@ -151,10 +231,12 @@ public final class Posix {
       MemorySegment address = (MemorySegment) MMAP.invokeExact(MemorySegment.NULL, length, protection,
           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0L);
       if (address.address() == -1L || address.address() == 0L) {
+        reportFallback("mmap(MAP_ANONYMOUS)", "refused for " + length + " bytes");
         return Optional.empty();
       }
       return Optional.of(address.reinterpret(length));
     } catch (Throwable e) {
+      reportFallback("mmap(MAP_ANONYMOUS)", e.toString());
       return Optional.empty();
     }
   }
@@ -171,15 +253,25 @@ public final class Posix {
    * A downcall handle for the C library function {@code name}, or {@code null} where it cannot
    * be had (not Linux, no such symbol, native access refused).
    */
-  public static MethodHandle downcall(String name, FunctionDescriptor descriptor) {
+  public static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
     if (!LINUX) {
+      reportFallback(name, "not Linux");
       return null;
     }
     try {
       Linker linker = Linker.nativeLinker();
       SymbolLookup lookup = linker.defaultLookup();
-      return lookup.find(name).map(symbol -> linker.downcallHandle(symbol, descriptor)).orElse(null);
+      Optional<MemorySegment> symbol = lookup.find(name);
+      if (symbol.isEmpty()) {
+        reportFallback(name, "the C library has no such function");
+        return null;
+      }
+      return linker.downcallHandle(symbol.get(), descriptor, options);
     } catch (RuntimeException | Error e) {
+      // IllegalCallerException where native access is denied to the module
+      // (--enable-native-access=dev.loadstone.core, or ALL-UNNAMED on the class path, allows it).
+      reportFallback(name, e + " (enable native access: --enable-native-access=dev.loadstone.core,"
+          + " or ALL-UNNAMED on the class path)");
       return null;
     }
   }

@@ -116,8 +116,12 @@ final class StreamingKernels {
     private final boolean available;
 
     Widening(String code, List<String> neededFlags, IntUnaryOperator definition) {
-      this.routine = load(code, neededFlags);
+      this.routine = load(name() + " -> F32 streaming-store routine", code, neededFlags);
       this.available = routine != null && selfCheck(definition);
+      if (routine != null && !available) {
+        Posix.reportFallback(name() + " -> F32 streaming-store routine", "its output differs from the Java"
+            + " definition on this processor; the Vector API or scalar kernel runs instead");
+      }
     }
 
     /** Whether the routine is in place and passed its self-check. */
@@ -211,18 +215,30 @@ final class StreamingKernels {
         && !target.isMapped() && !target.isReadOnly() && (target.address() + targetOffset) % 4 == 0;
   }
 
-  private static MethodHandle load(String code, List<String> neededFlags) {
-    if (Boolean.getBoolean("loadstone.scalar") || !Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true"))
-        || !Posix.isLinux() || !isX8664() || !CpuFlags.PRESENT.containsAll(neededFlags)) {
+  /** The routine, or {@code null} where it cannot run here (said once, see {@link Posix#reportFallback}). */
+  private static MethodHandle load(String what, String code, List<String> neededFlags) {
+    String refusal = Boolean.getBoolean("loadstone.scalar") ? "turned off by -Dloadstone.scalar=true"
+        : !Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true")) ? "turned off by -Dloadstone.streaming=false"
+        : !Posix.isLinux() || !isX8664() ? "needs x86-64 Linux"
+        : !CpuFlags.PRESENT.containsAll(neededFlags) ? "the processor lacks " + neededFlags.stream()
+            .filter(flag -> !CpuFlags.PRESENT.contains(flag)).toList() + " (in /proc/cpuinfo)"
+        : null;
+    if (refusal != null) {
+      Posix.reportFallback(what, refusal);
       return null;
     }
     try {
       Optional<MemorySegment> address = Posix.mapExecutable(HexFormat.of().parseHex(code));
-      return address.map(entry -> Linker.nativeLinker().downcallHandle(entry,
+      if (address.isEmpty()) {
+        Posix.reportFallback(what, "no executable memory");
+        return null;
+      }
+      return Linker.nativeLinker().downcallHandle(address.get(),
           FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG),
-          Linker.Option.critical(false))).orElse(null);
+          Linker.Option.critical(false));
     } catch (RuntimeException e) {
-      return null; // native access denied, for one
+      Posix.reportFallback(what, e + " (native access denied? --enable-native-access=dev.loadstone.core)");
+      return null;
     }
   }
 

@@ -15,8 +15,8 @@ public final class LoadException extends IOException {
   private final transient LoadReport report;
 
   /**
-   * A failed load and its report. Public for loaders outside this package (the libtorch
-   * backend), which report in the same terms.
+   * A failed load and its report. Loads are planned and copied outside this package (by the
+   * load engine, which every backend shares), hence public.
    */
   public LoadException(String message, LoadReport report, Throwable cause) {
     super(message, cause);

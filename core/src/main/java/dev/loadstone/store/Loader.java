@@ -1,21 +1,19 @@
 package dev.loadstone.store;
 
 import dev.loadstone.checkpoint.Checkpoint;
-import dev.loadstone.store.LoadPlan.Assignment;
-import dev.loadstone.store.LoadPlan.Target;
+import dev.loadstone.engine.ChunkedCopy;
+import dev.loadstone.engine.LoadPlan;
+import dev.loadstone.engine.LoadPlan.Assignment;
+import dev.loadstone.engine.LoadPlan.Target;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
-import java.util.function.UnaryOperator;
 
 /**
- * One {@link VarStore#load}: a {@link LoadPlan} over the store's variables, then a parallel
- * copy into them (converting on the way) or aliases of the mapped bytes.
+ * One {@link VarStore#load}: a {@link LoadPlan} over the store's variables, then a
+ * {@link ChunkedCopy} into them (converting on the way) or aliases of the mapped bytes.
  */
 final class Loader {
-  /** Work is split into chunks of about this many bytes, so all threads stay busy. */
-  private static final long CHUNK_BYTES = 8L << 20;
-
   private final VarStore store;
   private final Checkpoint checkpoint;
   private final LoadOptions options;
@@ -44,12 +42,11 @@ final class Loader {
       for (Assignment<Variable> assignment : plan.assignments()) {
         store.allocate(assignment.target().handle(), false);
       }
-      plan.copyInChunks(CHUNK_BYTES, UnaryOperator.identity(), assignment -> false,
-          (assignment, first, count, source) -> {
-            Variable variable = assignment.target().handle();
-            assignment.tensor().copyRangeTo(first, count, variable.memoryOrNull(),
-                variable.dtype().byteSize(first), variable.dtype());
-          });
+      new ChunkedCopy<>(plan, options).run((assignment, first, count, source) -> {
+        Variable variable = assignment.target().handle();
+        assignment.tensor().copyRangeTo(first, count, variable.memoryOrNull(),
+            variable.dtype().byteSize(first), variable.dtype());
+      });
     }
     for (Assignment<Variable> assignment : plan.assignments()) {
       assignment.target().handle().markLoaded(true);

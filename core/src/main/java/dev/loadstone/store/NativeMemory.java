@@ -17,10 +17,6 @@ import java.util.Optional;
  *       heaps, so resident memory stays at the variables' size.
  *   <li>{@link #prefault}: touches fresh memory in one call ({@code MADV_POPULATE_WRITE}), as a
  *       model's initialization would.
- *   <li>{@link #populate}: maps a file range's pages ahead of reading ({@code MADV_POPULATE_READ}),
- *       cheaper than a page fault every few pages.
- *   <li>{@link #release}: drops copied file pages from the process ({@code MADV_DONTNEED}), so
- *       resident memory holds one copy of the weights, not two; the OS page cache keeps them.
  * </ul>
  */
 final class NativeMemory {
@@ -54,19 +50,5 @@ final class NativeMemory {
         memory.set(ValueLayout.JAVA_BYTE, offset, memory.get(ValueLayout.JAVA_BYTE, offset));
       }
     }
-  }
-
-  /** Maps the pages wholly inside {@code mapped}, a slice of a file mapping, ahead of reading. */
-  static void populate(MemorySegment mapped) {
-    Posix.madvise(mapped, Posix.MADV_POPULATE_READ);
-  }
-
-  /**
-   * Drops the pages wholly inside {@code mapped}, a slice of a read-only file mapping, from the
-   * process. Pages shared with neighbouring data are kept; a dropped page is read back from the
-   * page cache if touched again, so this never changes what the mapping reads.
-   */
-  static void release(MemorySegment mapped) {
-    Posix.madvise(mapped, Posix.MADV_DONTNEED);
   }
 }

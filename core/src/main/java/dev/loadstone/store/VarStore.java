@@ -2,11 +2,12 @@ package dev.loadstone.store;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
-import dev.loadstone.safetensors.SafeTensorsWriter;
-import java.nio.file.Path;
+import dev.loadstone.engine.Parallel;
 import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -16,7 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 
 /**
  * A model's variables, by hierarchical name, filled from safetensors checkpoints with one copy
@@ -109,13 +110,7 @@ public final class VarStore implements AutoCloseable {
    */
   public void allocate(int threads) {
     List<Variable> pending = variables().stream().filter(v -> !v.isBound()).toList();
-    AtomicInteger next = new AtomicInteger();
-    Parallel.run(threads, () -> {
-      int i;
-      while ((i = next.getAndIncrement()) < pending.size()) {
-        allocate(pending.get(i), true);
-      }
-    });
+    Parallel.forEach(pending, threads, UnaryOperator.identity(), variable -> allocate(variable, true));
   }
 
   /**

@@ -63,7 +63,7 @@ public final class TorchLoader {
    * @throws IllegalArgumentException if the options ask for ALIAS mode
    */
   public static LoadReport load(Module module, Checkpoint checkpoint, LoadOptions options) throws LoadException {
-    return new TorchLoad(module, checkpoint, options, Optional.empty()).run();
+    return new ModuleLoad(module, checkpoint, options, Optional.empty()).run();
   }
 
   /**
@@ -77,7 +77,7 @@ public final class TorchLoader {
    */
   public static LoadReport load(Module module, Checkpoint checkpoint, LoadOptions options, String device)
       throws LoadException {
-    return new TorchLoad(module, checkpoint, options, Optional.of(Libtorch.device(device))).run();
+    return new ModuleLoad(module, checkpoint, options, Optional.of(Libtorch.device(device))).run();
   }
 
   /**
@@ -89,7 +89,7 @@ public final class TorchLoader {
     Device target = Libtorch.device(device);
     Module module = TorchModules.create(checkpoint, options, target, false);
     try {
-      new TorchLoad(module, checkpoint, options, Optional.empty()).run();
+      new ModuleLoad(module, checkpoint, options, Optional.empty()).run();
       return module;
     } catch (LoadException | RuntimeException e) {
       module.close();

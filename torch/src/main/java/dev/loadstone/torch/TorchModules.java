@@ -2,6 +2,7 @@ package dev.loadstone.torch;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.engine.Parallel;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorView;
@@ -14,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -141,16 +141,11 @@ public final class TorchModules {
         chunks.add(new Chunk(flat, first, Math.min(chunkElements, elements - first)));
       }
     }
-    AtomicInteger next = new AtomicInteger();
-    Workers.run(Math.min(threads, Math.max(1, chunks.size())), () -> {
-      int index;
-      while ((index = next.getAndIncrement()) < chunks.size()) {
-        Chunk chunk = chunks.get(index);
-        try (PointerScope scope = new PointerScope()) {
-          chunk.flat().narrow(0, chunk.first(), chunk.count()).zero_();
-        }
+    LibtorchThreads.keepingThreadSetting(() -> Parallel.forEach(chunks, threads, LibtorchThreads::caller, chunk -> {
+      try (PointerScope scope = new PointerScope()) {
+        chunk.flat().narrow(0, chunk.first(), chunk.count()).zero_();
       }
-    });
+    }));
   }
 
   /** The submodule of this dotted path, created (and registered with its parent) if missing. */

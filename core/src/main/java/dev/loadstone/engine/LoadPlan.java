@@ -1,37 +1,36 @@
-package dev.loadstone.store;
+package dev.loadstone.engine;
 
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.store.LoadException;
+import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
 import dev.loadstone.store.LoadReport.Conversion;
 import dev.loadstone.store.LoadReport.Mismatch;
-import java.lang.foreign.MemorySegment;
+import dev.loadstone.store.NameMapping;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
-import java.util.function.UnaryOperator;
 
 /**
- * What every load does, whatever it loads into: pairs a checkpoint's tensors with named targets
+ * The plan of a load, whatever it loads into: pairs a checkpoint's tensors with named targets
  * through the {@link NameMapping}, sorts out what is missing, unexpected and mismatched (shapes
- * exactly, never broadcast), refuses a strict load before anything is written, then copies the
- * pairs in chunks on several threads with page advice, progress and failures that name the file
- * and tensor. {@link VarStore#load} uses it for variables; a backend (the libtorch module) uses
- * it for its own tensors, supplying only how a chunk is copied.
+ * exactly, never broadcast), refuses a strict load before anything is written, and reports in
+ * the user's terms ({@link LoadReport}, {@link LoadException}). {@link ChunkedCopy} then copies
+ * the pairs. {@code VarStore.load} plans its variables this way; the libtorch backend plans a
+ * module's tensors, supplying only which conversions it can make and how a chunk is copied.
  *
  * <pre>{@code
  * LoadPlan<MyTensor> plan = LoadPlan.create(checkpoint, options, targets, backend::refusal);
  * plan.requireAcceptable();                         // strict: throws with the whole report
- * plan.copyInChunks(8 << 20, body -> body, (assignment, first, count, source) -> ...);
+ * new ChunkedCopy<>(plan, options).run((assignment, first, count, source) -> ...);
  * LoadReport report = plan.report(true);
  * }</pre>
  *
@@ -69,15 +68,6 @@ public final class LoadPlan<T> {
   public interface Copyability {
     /** Why {@code tensor} cannot be copied into {@code target} (for the report), or empty if it can. */
     Optional<String> refusal(TensorView tensor, DType target);
-  }
-
-  /** Copies one chunk: elements {@code [first, first + count)} of the assignment's tensor. */
-  @FunctionalInterface
-  public interface ChunkCopy<T> {
-    /**
-     * @param source the chunk's bytes within the tensor's mapping (already paged in)
-     */
-    void copy(Assignment<T> assignment, long first, long count, MemorySegment source);
   }
 
   private final TensorSource checkpoint;
@@ -174,87 +164,6 @@ public final class LoadPlan<T> {
       LoadReport report = report(false);
       throw new LoadException("refusing to load " + checkpoint.path() + ": " + report.summary(), report, null);
     }
-  }
-
-  /**
-   * Copies every assignment in chunks of about {@code chunkBytes} (counted in the larger of the
-   * two dtypes; a multiple of 64 elements, so sub-byte dtypes stay byte-aligned) on
-   * {@link LoadOptions#threads()} threads taking chunks from one counter, in file order (which
-   * lets the kernel read a cold file ahead sequentially). Each chunk's file pages are mapped in
-   * before the copy and, with {@link LoadOptions#releaseMappedPages()}, dropped after it.
-   *
-   * @param perThread wraps each thread's loop (to set up and tear down per-thread state)
-   * @param wholeOnly assignments that must be copied in one chunk (a strided target, say)
-   * @throws LoadException naming the file and tensor if a copy fails (a fault in the mapping,
-   *     a closed checkpoint); the other threads stop at their next chunk
-   */
-  public void copyInChunks(long chunkBytes, UnaryOperator<Runnable> perThread,
-      java.util.function.Predicate<Assignment<T>> wholeOnly, ChunkCopy<T> copy) throws LoadException {
-    record Chunk<T>(Assignment<T> assignment, long first, long count) {}
-    List<Chunk<T>> chunks = new ArrayList<>();
-    long bytesTotal = 0;
-    for (Assignment<T> assignment : inFileOrder(assignments)) {
-      TensorView tensor = assignment.tensor();
-      long elements = tensor.elementCount();
-      bytesTotal += tensor.byteSize();
-      if (wholeOnly.test(assignment)) {
-        chunks.add(new Chunk<>(assignment, 0, elements));
-        continue;
-      }
-      long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
-      long chunkElements = Math.max(64, (chunkBytes / bytesPerElement) & -64L);
-      for (long first = 0; first < elements; first += chunkElements) {
-        chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first)));
-      }
-    }
-    long total = bytesTotal;
-    AtomicInteger next = new AtomicInteger();
-    AtomicLong done = new AtomicLong();
-    AtomicReference<LoadException> failed = new AtomicReference<>();
-    Parallel.run(Math.min(options.threads(), Math.max(1, chunks.size())), perThread.apply(() -> {
-      int index;
-      while (failed.get() == null && (index = next.getAndIncrement()) < chunks.size()) {
-        Chunk<T> chunk = chunks.get(index);
-        Assignment<T> assignment = chunk.assignment();
-        TensorView tensor = assignment.tensor();
-        boolean interruptedBefore = Thread.currentThread().isInterrupted();
-        try {
-          MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(chunk.first()),
-              tensor.dtype().byteSize(chunk.count()));
-          boolean mapped = source.isMapped() && source.isReadOnly();
-          if (mapped) {
-            MappedPages.populate(source);
-          }
-          copy.copy(assignment, chunk.first(), chunk.count(), source);
-          if (mapped && options.releaseMappedPages()) {
-            MappedPages.release(source);
-          }
-          options.progress().onProgress(done.addAndGet(source.byteSize()), total, assignment.name());
-        } catch (RuntimeException | InternalError e) {
-          // InternalError: the JVM's report of a fault in mapped memory, e.g. a file truncated
-          // after it was mapped.
-          if (e instanceof IllegalStateException && !interruptedBefore) {
-            // The checkpoint was closed by another thread. HotSpot (JDK 25) tells a thread whose
-            // read of a mapping is cut short by a close with an asynchronous exception, and sets
-            // its interrupt flag while doing so; nobody interrupted this load, and a flag left
-            // set would make the caller's next blocking call fail (ClosedByInterruptException).
-            Thread.interrupted();
-          }
-          failed.compareAndSet(null, failure(assignment, e));
-        }
-      }
-    }));
-    if (failed.get() != null) {
-      throw failed.get();
-    }
-  }
-
-  /** The assignments sorted by file, then by where their bytes lie (their order in the file). */
-  private static <T> List<Assignment<T>> inFileOrder(List<Assignment<T>> assignments) {
-    return assignments.stream()
-        .sorted(Comparator.comparing((Assignment<T> a) -> a.tensor().file().map(Path::toString).orElse(""))
-            .thenComparingLong(a -> a.tensor().segment().address()))
-        .toList();
   }
 
   /** The exception for a copy into {@code assignment} that failed; nothing counts as loaded. */

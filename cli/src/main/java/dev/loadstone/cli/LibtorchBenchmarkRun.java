@@ -15,8 +15,8 @@ import org.bytedeco.pytorch.Module;
  * Java backend's run is. Only this class touches libtorch, so the other commands never load it.
  */
 @SuppressWarnings("try") // a PointerScope or NoGradGuard acts by being open, unreferenced
-final class TorchLoadRun {
-  private TorchLoadRun() {}
+final class LibtorchBenchmarkRun {
+  private LibtorchBenchmarkRun() {}
 
   /** Loads libtorch, so that its own memory is part of the benchmark's baseline. */
   static void prepare() {

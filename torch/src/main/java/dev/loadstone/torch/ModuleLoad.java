@@ -3,11 +3,12 @@ package dev.loadstone.torch;
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
+import dev.loadstone.engine.ChunkedCopy;
+import dev.loadstone.engine.LoadPlan;
+import dev.loadstone.engine.LoadPlan.Assignment;
+import dev.loadstone.engine.LoadPlan.Target;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
-import dev.loadstone.store.LoadPlan;
-import dev.loadstone.store.LoadPlan.Assignment;
-import dev.loadstone.store.LoadPlan.Target;
 import dev.loadstone.store.LoadReport;
 import java.lang.foreign.MemorySegment;
 import java.util.HashSet;
@@ -30,24 +31,18 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /**
  * One load into a module, the libtorch counterpart of the core's loader: pairs checkpoint
  * tensors with the module's parameters and buffers, checks every pair before writing anything,
- * then copies chunk by chunk with {@code from_blob} + {@code copy_}, or, where that gives the
- * same bits, with Loadstone's own copy into the tensor's host memory.
+ * then copies chunk by chunk (the core's load engine: {@link LoadPlan}, {@link ChunkedCopy}) with
+ * {@code from_blob} + {@code copy_}, or, where that gives the same bits, with Loadstone's own
+ * copy into the tensor's host memory.
  */
 @SuppressWarnings("try") // a PointerScope or NoGradGuard acts by being open, unreferenced
-final class TorchLoad {
-  /**
-   * Tensors are copied in chunks of about this many destination bytes, so each chunk's file
-   * pages can be dropped once copied: resident memory then holds the parameters plus a chunk,
-   * not the parameters plus the largest tensor's file pages.
-   */
-  private static final long CHUNK_BYTES = 8L << 20;
-
+final class ModuleLoad {
   private final Module module;
   private final Checkpoint checkpoint;
   private final LoadOptions options;
   private final Optional<Device> device;
 
-  TorchLoad(Module module, Checkpoint checkpoint, LoadOptions options, Optional<Device> device) {
+  ModuleLoad(Module module, Checkpoint checkpoint, LoadOptions options, Optional<Device> device) {
     TorchLoader.requireCopyMode(options);
     Libtorch.load();
     this.module = module;
@@ -65,11 +60,13 @@ final class TorchLoad {
         ScalarType type = tensor.scalar_type();
         targets.put(name, new Target<>(tensor, TorchTensors.shape(tensor), TorchTensors.dtype(type), type.name()));
       });
-      LoadPlan<Tensor> plan = LoadPlan.create(checkpoint, options, targets, TorchLoad::refusal);
+      LoadPlan<Tensor> plan = LoadPlan.create(checkpoint, options, targets, ModuleLoad::refusal);
       plan.requireAcceptable();
       device.ifPresent(d -> moveTo(d, targets, plan.assignments()));
-      Workers.keepingThreadSetting(() -> plan.copyInChunks(CHUNK_BYTES, Workers::libtorchCaller,
-          assignment -> !assignment.target().handle().is_contiguous(), TorchLoad::copyChunk));
+      LibtorchThreads.keepingThreadSetting(() -> new ChunkedCopy<>(plan, options)
+          .perThread(LibtorchThreads::caller)
+          .wholeOnly(assignment -> !assignment.target().handle().is_contiguous())
+          .run(ModuleLoad::copyChunk));
       return plan.report(true);
     }
   }
