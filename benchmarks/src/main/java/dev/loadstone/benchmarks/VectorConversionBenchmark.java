@@ -28,7 +28,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Experiment: BF16/F16 to F32 with the scalar loops of core's {@code Conversion} (copied, not
+ * Experiment: BF16/F16 to F32 with the scalar loops of core's {@code ConvertingCopy} (copied, not
  * called) against {@code jdk.incubator.vector} versions, on {@code sourceMiB} of source data,
  * one thread. JDK 25's Vector API has no half-float lanes or HF2F conversion, so the F16 kernel
  * widens the bits to int lanes and rebuilds the float32 bits arithmetically.
@@ -136,7 +136,7 @@ public class VectorConversionBenchmark {
     return target;
   }
 
-  /** As core's Conversion.bf16ToF32. */
+  /** As core's ConvertingCopy.bf16ToF32. */
   static void bf16ToF32Scalar(MemorySegment source, MemorySegment target, long count) {
     for (long i = 0; i < count; i++) {
       int bits = (source.get(SHORT, 2 * i) & 0xFFFF) << 16;
@@ -144,7 +144,7 @@ public class VectorConversionBenchmark {
     }
   }
 
-  /** As core's Conversion.f16ToF32. */
+  /** As core's ConvertingCopy.f16ToF32. */
   static void f16ToF32Scalar(MemorySegment source, MemorySegment target, long count) {
     for (long i = 0; i < count; i++) {
       target.set(FLOAT, 4 * i, Float.float16ToFloat(source.get(SHORT, 2 * i)));

@@ -62,8 +62,8 @@ public enum DType {
   /** 4-bit float E2M1 (OCP MX FP4): bias 1, no infinities or NaNs, largest 6. */
   F4(4, Category.FLOAT);
 
-  /** What kind of values a dtype holds. */
-  public enum Category {
+  /** What kind of values a dtype holds ({@link #isFloatingPoint()}, {@link #isInteger()} ask it). */
+  enum Category {
     /** {@link #BOOL}. */
     BOOLEAN,
     /** Two's-complement integers. */
@@ -102,7 +102,7 @@ public enum DType {
   }
 
   /** The kind of values this dtype holds. */
-  public Category category() {
+  Category category() {
     return category;
   }
 

@@ -38,11 +38,7 @@ final class HeaderEncoder {
    *     {@code begins[tensors.size()]} is the data section's length
    * @param header the 8-byte little-endian length, the JSON and its padding
    */
-  record Layout(List<TensorSpec> tensors, long[] begins, byte[] header) {
-    long dataLength() {
-      return begins[tensors.size()];
-    }
-  }
+  record Layout(List<TensorSpec> tensors, long[] begins, byte[] header) {}
 
   /**
    * Validates the tensors and metadata and lays them out.

@@ -87,7 +87,7 @@ final class HeaderParser {
       throws SafeTensorsException {
     HeaderParser parser = new HeaderParser(file);
     parser.requireUtf8(bytes, offset, length);
-    Header header = parser.parseJson(bytes, offset, length, dataLength);
+    Header header = parser.parseJson(bytes, offset, length);
     parser.validateLayout(header.tensors(), dataLength);
     return header;
   }
@@ -134,7 +134,7 @@ final class HeaderParser {
     }
   }
 
-  private Header parseJson(byte[] bytes, int offset, int length, long dataLength)
+  private Header parseJson(byte[] bytes, int offset, int length)
       throws SafeTensorsException {
     try (JsonParser json = JSON.createParser(bytes, offset, length)) {
       JsonToken first = json.nextToken();
@@ -174,7 +174,7 @@ final class HeaderParser {
       if (after != null) {
         throw fail(Reason.HEADER_INVALID_JSON, null, "content after the JSON object: " + describe(after));
       }
-      return new Header(metadata, tensors, dataLength);
+      return new Header(metadata, tensors);
     } catch (SafeTensorsException e) {
       // Thrown above with its own reason; without this clause, the IOException clause below
       // would relabel every one of them HEADER_INVALID_JSON.

@@ -38,7 +38,7 @@ import java.util.stream.Stream;
  * {@code /proc/cpuinfo}), executable memory allowed, and the routine's output equal to the Java
  * definition for all 65,536 inputs on a self-check at start-up; never reading a file mapping
  * directly (a fault in native code would kill the JVM, so mapped sources go through
- * {@link Staging}); only into native, writable memory that is not a file mapping; only for outputs
+ * {@link FaultSafeStaging}); only into native, writable memory that is not a file mapping; only for outputs
  * of at least {@link #MIN_TARGET_BYTES} (small outputs are better left in cache, where they will
  * likely be read soon). {@code -Dloadstone.streaming=false} turns it off, as does
  * {@code -Dloadstone.scalar=true}.
@@ -205,7 +205,7 @@ final class StreamingKernels {
     }
     long head = (-(target.address() + targetOffset) & 63) / 4;
     scalar.widen(source, sourceOffset, target, targetOffset, head);
-    return head + Staging.convert(source, sourceOffset + 2 * head, 2, target, targetOffset + 4 * head, 4,
+    return head + FaultSafeStaging.convert(source, sourceOffset + 2 * head, 2, target, targetOffset + 4 * head, 4,
         count - head, widening::widenNative);
   }
 

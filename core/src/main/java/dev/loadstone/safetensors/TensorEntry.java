@@ -6,10 +6,6 @@ package dev.loadstone.safetensors;
  */
 record TensorEntry(String name, DType dtype, long[] shape, long begin, long end) {
 
-  long elementCount() {
-    return elementCount(shape);
-  }
-
   long byteLength() {
     return end - begin;
   }

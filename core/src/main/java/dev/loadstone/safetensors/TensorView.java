@@ -121,7 +121,7 @@ public final class TensorView {
    * dtype; otherwise from any real dtype (float, integer, BOOL) to F32, F16, BF16 or F64.
    */
   public boolean canCopyTo(DType targetType) {
-    return Conversion.supports(dtype, targetType);
+    return ConvertingCopy.supports(dtype, targetType);
   }
 
   /**
@@ -156,7 +156,7 @@ public final class TensorView {
   public long getBits(long index) {
     Objects.checkIndex(index, elementCount);
     try {
-      return Conversion.readBits(data, dtype, index);
+      return ConvertingCopy.readBits(data, dtype, index);
     } catch (IllegalStateException e) {
       throw closed(e);
     }
@@ -234,15 +234,43 @@ public final class TensorView {
   /**
    * Copies elements {@code [first, first + count)} to {@code destination} at byte
    * {@code destinationOffset}, converting as {@link #copyTo} does. For sub-byte dtypes the range
-   * must start and end on byte boundaries unless converted.
+   * must start and end on byte boundaries unless converted. Every error names the file and
+   * the tensor.
+   *
+   * @throws UnsupportedOperationException if the conversion is not one {@link #copyTo} makes
+   * @throws IndexOutOfBoundsException if the range lies outside the tensor, or the copy outside
+   *     {@code destination}
+   * @throws IllegalArgumentException if a sub-byte range does not start and end on byte
+   *     boundaries
    */
   public void copyRangeTo(long first, long count, MemorySegment destination, long destinationOffset, DType targetType) {
-    Objects.checkFromIndexSize(first, count, elementCount);
+    Objects.requireNonNull(targetType, "targetType");
+    if (!canCopyTo(targetType)) {
+      throw new UnsupportedOperationException(where() + ": cannot convert " + dtype + " to " + targetType
+          + ": conversions go from real dtypes to F32, F16, BF16 or F64");
+    }
+    if (first < 0 || count < 0 || first > elementCount - count) {
+      throw new IndexOutOfBoundsException(where() + ": elements [" + first + ", " + (first + count)
+          + ") lie outside its " + elementCount + " elements");
+    }
+    long targetBits = Math.multiplyExact(count, (long) targetType.bits());
+    long targetBytes = (targetBits + 7) / 8;
+    if (destinationOffset < 0 || destinationOffset > destination.byteSize() - targetBytes) {
+      throw new IndexOutOfBoundsException(where() + ": " + targetBytes + " bytes of " + targetType
+          + " at offset " + destinationOffset + " do not fit a destination of " + destination.byteSize() + " bytes");
+    }
     try {
-      Conversion.convert(data, dtype, first, destination, destinationOffset, targetType, count);
+      ConvertingCopy.convert(data, dtype, first, destination, destinationOffset, targetType, count);
     } catch (IllegalStateException e) {
       throw closed(e);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(where() + ": " + e.getMessage(), e);
     }
+  }
+
+  /** The file (where there is one) and the tensor, for messages: {@code FILE: tensor 'NAME'}. */
+  private String where() {
+    return (file == null ? "" : file.path() + ": ") + "tensor '" + name + "'";
   }
 
   /**

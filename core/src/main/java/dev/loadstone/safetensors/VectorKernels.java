@@ -9,9 +9,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Conversion loops written with the Vector API ({@code jdk.incubator.vector}), used only when
- * that module is present at run time (the launcher adds it; otherwise {@link Conversion} keeps
+ * that module is present at run time (the launcher adds it; otherwise {@link ConvertingCopy} keeps
  * its scalar loops). Loading this class needs the module (the verifier resolves the vector
- * types), so nothing may touch it unless {@link Conversion#VECTOR_KERNELS} is true.
+ * types), so nothing may touch it unless {@link ConvertingCopy#VECTOR_KERNELS} is true.
  */
 final class VectorKernels {
   private VectorKernels() {}
@@ -36,13 +36,13 @@ final class VectorKernels {
   }
 
   /**
-   * BF16 to F32 (see {@link #bf16ToF32Direct}); a file mapping is read through {@link Staging}.
+   * BF16 to F32 (see {@link #bf16ToF32Direct}); a file mapping is read through {@link FaultSafeStaging}.
    *
    * @return how many elements were converted (a multiple of twice the lane count); the caller
    *     converts the rest
    */
   static long bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long count) {
-    return Staging.convert(source, sourceOffset, 2, target, targetOffset, 4, count, VectorKernels::bf16ToF32Direct);
+    return FaultSafeStaging.convert(source, sourceOffset, 2, target, targetOffset, 4, count, VectorKernels::bf16ToF32Direct);
   }
 
   /**

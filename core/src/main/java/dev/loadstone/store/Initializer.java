@@ -4,6 +4,7 @@ import dev.loadstone.safetensors.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Objects;
 import java.util.SplittableRandom;
 
 /**
@@ -17,95 +18,115 @@ import java.util.SplittableRandom;
  * {@link #zeros()} or a {@link #constant} (cast to the type); the random ones need a float dtype
  * (F32, F16, BF16 or F64).
  */
-public sealed interface Initializer {
+public final class Initializer {
+  private enum Kind { ZEROS, CONSTANT, UNIFORM, NORMAL }
+
+  private static final Initializer ZEROS = new Initializer(Kind.ZEROS, 0, 0, 0);
+
+  private final Kind kind;
+  /** The constant, the lower bound or the mean. */
+  private final double first;
+  /** The upper bound or the standard deviation. */
+  private final double second;
+  private final long seed;
+
+  private Initializer(Kind kind, double first, double second, long seed) {
+    this.kind = kind;
+    this.first = first;
+    this.second = second;
+    this.seed = seed;
+  }
 
   /** All bits zero (0.0 for floats). */
-  static Initializer zeros() {
-    return Zeros.INSTANCE;
+  public static Initializer zeros() {
+    return ZEROS;
   }
 
   /** Every element {@code value}. */
-  static Initializer constant(double value) {
-    return new Constant(value);
-  }
-
-  /** Independent uniform samples from {@code [low, high)}. */
-  static Initializer uniform(double low, double high, long seed) {
-    return new Uniform(low, high, seed);
-  }
-
-  /** Independent normal samples with this mean and standard deviation. */
-  static Initializer normal(double mean, double standardDeviation, long seed) {
-    return new Normal(mean, standardDeviation, seed);
-  }
-
-  /** All bits zero. */
-  enum Zeros implements Initializer {
-    /** The only instance. */
-    INSTANCE
-  }
-
-  /** One value everywhere. @param value the value */
-  record Constant(double value) implements Initializer {}
-
-  /** Uniform in {@code [low, high)}. @param low lower bound @param high upper bound @param seed seed */
-  record Uniform(double low, double high, long seed) implements Initializer {
-    /** Checks the bounds. */
-    public Uniform {
-      if (!(low < high)) {
-        throw new IllegalArgumentException("uniform needs low < high, not [" + low + ", " + high + ")");
-      }
-    }
-  }
-
-  /** Normal. @param mean mean @param standardDeviation standard deviation @param seed seed */
-  record Normal(double mean, double standardDeviation, long seed) implements Initializer {
-    /** Checks the deviation. */
-    public Normal {
-      if (!(standardDeviation >= 0)) {
-        throw new IllegalArgumentException("standard deviation must be >= 0, not " + standardDeviation);
-      }
-    }
-  }
-
-  /** Whether this initializer can fill a variable of {@code dtype}. */
-  default boolean supports(DType dtype) {
-    return switch (this) {
-      case Zeros z -> true;
-      case Constant c -> dtype.isInteger() || dtype == DType.BOOL || isWritableFloat(dtype);
-      case Uniform u -> isWritableFloat(dtype);
-      case Normal n -> isWritableFloat(dtype);
-    };
+  public static Initializer constant(double value) {
+    return new Initializer(Kind.CONSTANT, value, 0, 0);
   }
 
   /**
-   * Fills {@code count} elements of {@code dtype} at the start of freshly zeroed memory.
+   * Independent uniform samples from {@code [low, high)}.
+   *
+   * @throws IllegalArgumentException unless {@code low < high}
    */
-  default void fill(MemorySegment memory, DType dtype, long count) {
+  public static Initializer uniform(double low, double high, long seed) {
+    if (!(low < high)) {
+      throw new IllegalArgumentException("uniform needs low < high, not [" + low + ", " + high + ")");
+    }
+    return new Initializer(Kind.UNIFORM, low, high, seed);
+  }
+
+  /**
+   * Independent normal samples with this mean and standard deviation.
+   *
+   * @throws IllegalArgumentException if the standard deviation is negative or NaN
+   */
+  public static Initializer normal(double mean, double standardDeviation, long seed) {
+    if (!(standardDeviation >= 0)) {
+      throw new IllegalArgumentException("standard deviation must be >= 0, not " + standardDeviation);
+    }
+    return new Initializer(Kind.NORMAL, mean, standardDeviation, seed);
+  }
+
+  /** Whether this initializer can fill a variable of {@code dtype}. */
+  boolean supports(DType dtype) {
+    return switch (kind) {
+      case ZEROS -> true;
+      case CONSTANT -> dtype.isInteger() || dtype == DType.BOOL || isWritableFloat(dtype);
+      case UNIFORM, NORMAL -> isWritableFloat(dtype);
+    };
+  }
+
+  /** Fills {@code count} elements of {@code dtype} at the start of freshly zeroed memory. */
+  void fill(MemorySegment memory, DType dtype, long count) {
     if (!supports(dtype)) {
       throw new IllegalArgumentException(this + " cannot fill a " + dtype + " variable");
     }
-    switch (this) {
-      case Zeros z -> { }
-      case Constant c -> {
-        long bits = dtype.isFloatingPoint() ? encode(dtype, c.value()) : (long) c.value();
+    switch (kind) {
+      case ZEROS -> { }
+      case CONSTANT -> {
+        long bits = dtype.isFloatingPoint() ? encode(dtype, first) : (long) first;
         for (long i = 0; i < count; i++) {
           writeBits(memory, dtype, i, bits);
         }
       }
-      case Uniform u -> {
-        SplittableRandom random = new SplittableRandom(u.seed());
+      case UNIFORM -> {
+        SplittableRandom random = new SplittableRandom(seed);
         for (long i = 0; i < count; i++) {
-          writeBits(memory, dtype, i, encode(dtype, u.low() + (u.high() - u.low()) * random.nextDouble()));
+          writeBits(memory, dtype, i, encode(dtype, first + (second - first) * random.nextDouble()));
         }
       }
-      case Normal n -> {
-        java.util.Random random = new java.util.Random(n.seed());
+      case NORMAL -> {
+        java.util.Random random = new java.util.Random(seed);
         for (long i = 0; i < count; i++) {
-          writeBits(memory, dtype, i, encode(dtype, n.mean() + n.standardDeviation() * random.nextGaussian()));
+          writeBits(memory, dtype, i, encode(dtype, first + second * random.nextGaussian()));
         }
       }
     }
+  }
+
+  @Override
+  public boolean equals(Object other) {
+    return other instanceof Initializer that && kind == that.kind && Double.compare(first, that.first) == 0
+        && Double.compare(second, that.second) == 0 && seed == that.seed;
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(kind, first, second, seed);
+  }
+
+  @Override
+  public String toString() {
+    return switch (kind) {
+      case ZEROS -> "zeros";
+      case CONSTANT -> "constant(" + first + ")";
+      case UNIFORM -> "uniform[" + first + ", " + second + ") seed " + seed;
+      case NORMAL -> "normal(mean " + first + ", deviation " + second + ") seed " + seed;
+    };
   }
 
   private static boolean isWritableFloat(DType dtype) {

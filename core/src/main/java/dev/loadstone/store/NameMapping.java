@@ -63,11 +63,6 @@ public final class NameMapping {
     return mapped;
   }
 
-  /** Whether this mapping has no rules. */
-  public boolean isIdentity() {
-    return rules.isEmpty();
-  }
-
   private NameMapping with(Function<String, Optional<String>> rule, String description) {
     List<Function<String, Optional<String>>> newRules = new ArrayList<>(rules);
     newRules.add(rule);

@@ -33,6 +33,6 @@ public final class ConversionProcess {
         }
       }
     }
-    System.out.println("ok vector=" + Conversion.VECTOR_KERNELS + " streaming=" + StreamingKernels.Widening.BF16.available());
+    System.out.println("ok vector=" + ConvertingCopy.VECTOR_KERNELS + " streaming=" + StreamingKernels.Widening.BF16.available());
   }
 }

@@ -97,13 +97,13 @@ class StreamingKernelsTest {
   @ParameterizedTest
   @ValueSource(strings = {"streaming", "vector"})
   void aFileTruncatedUnderAKernelIsAnExceptionNotACrash(String kernelName) throws IOException {
-    Staging.Kernel kernel;
+    FaultSafeStaging.Kernel kernel;
     if (kernelName.equals("streaming")) {
       assumeTrue(Widening.BF16.available());
       kernel = (source, sourceOffset, target, targetOffset, count) -> StreamingKernels.widen(Widening.BF16,
           source, sourceOffset, target, targetOffset, count, (s, so, t, to, n) -> { });
     } else {
-      assumeTrue(Conversion.VECTOR_KERNELS);
+      assumeTrue(ConvertingCopy.VECTOR_KERNELS);
       kernel = VectorKernels::bf16ToF32;
     }
     int count = 4 << 20;

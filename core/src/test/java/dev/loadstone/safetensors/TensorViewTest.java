@@ -363,6 +363,26 @@ class TensorViewTest {
   }
 
   @Test
+  void copyErrorsNameTheTensor() {
+    TensorView view = TensorView.of("model.norm.weight", DType.F32, new long[] {4}, MemorySegment.ofArray(new byte[16]));
+    MemorySegment out = MemorySegment.ofArray(new byte[64]);
+    String range = assertThrows(IndexOutOfBoundsException.class, () -> view.copyRangeTo(2, 3, out, 0, DType.F32))
+        .getMessage();
+    assertEquals("tensor 'model.norm.weight': elements [2, 5) lie outside its 4 elements", range);
+    String destination = assertThrows(IndexOutOfBoundsException.class,
+        () -> view.copyTo(MemorySegment.ofArray(new byte[7]), DType.BF16)).getMessage();
+    assertEquals("tensor 'model.norm.weight': 8 bytes of BF16 at offset 0 do not fit a destination of 7 bytes",
+        destination);
+    String conversion = assertThrows(UnsupportedOperationException.class, () -> view.copyTo(out, DType.I32))
+        .getMessage();
+    assertTrue(conversion.startsWith("tensor 'model.norm.weight': cannot convert F32 to I32"), conversion);
+    TensorView f4 = TensorView.of("packed", DType.F4, new long[] {4}, MemorySegment.ofArray(new byte[2]));
+    String alignment = assertThrows(IllegalArgumentException.class, () -> f4.copyRangeTo(1, 2, out, 0, DType.F4))
+        .getMessage();
+    assertTrue(alignment.startsWith("tensor 'packed': elements [1, 3) of F4"), alignment);
+  }
+
+  @Test
   void convertedCopiesWriteLittleEndianAtAnyByteOffset() {
     byte[] out = new byte[11];
     view(DType.BF16, new long[] {2}, 0x3F80, 0xC040).copyRangeTo(0, 2, MemorySegment.ofArray(out), 3, DType.F32);

@@ -20,7 +20,7 @@ class VectorKernelsTest {
 
   @Test
   void theTestsRunWithTheVectorModule() {
-    assertTrue(Conversion.VECTOR_KERNELS, "the build passes --add-modules jdk.incubator.vector to tests");
+    assertTrue(ConvertingCopy.VECTOR_KERNELS, "the build passes --add-modules jdk.incubator.vector to tests");
   }
 
   @ParameterizedTest

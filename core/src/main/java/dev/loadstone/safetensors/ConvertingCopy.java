@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 import java.util.Objects;
 
 /** Element-wise copies between dtypes, with fast paths for the common float conversions. */
-final class Conversion {
+final class ConvertingCopy {
   private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -20,7 +20,7 @@ final class Conversion {
   static final boolean VECTOR_KERNELS = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
       && !Boolean.getBoolean("loadstone.scalar");
 
-  private Conversion() {}
+  private ConvertingCopy() {}
 
   /** Whether {@link #convert} supports copying {@code from} into {@code to}. */
   static boolean supports(DType from, DType to) {
@@ -82,7 +82,7 @@ final class Conversion {
   private static void bf16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
     long done = StreamingKernels.widen(Widening.BF16, source, sourceOffset, target, targetOffset, count,
-        Conversion::bf16ToF32Scalar);
+        ConvertingCopy::bf16ToF32Scalar);
     if (done == 0 && VECTOR_KERNELS) {
       done = VectorKernels.bf16ToF32(source, sourceOffset, target, targetOffset, count);
     }
@@ -100,7 +100,7 @@ final class Conversion {
   private static void f16ToF32(MemorySegment source, long sourceOffset, MemorySegment target,
       long targetOffset, long count) {
     long done = StreamingKernels.widen(Widening.F16, source, sourceOffset, target, targetOffset, count,
-        Conversion::f16ToF32Scalar);
+        ConvertingCopy::f16ToF32Scalar);
     f16ToF32Scalar(source, sourceOffset + 2 * done, target, targetOffset + 4 * done, count - done);
   }
 

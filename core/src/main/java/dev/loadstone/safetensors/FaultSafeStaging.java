@@ -11,7 +11,7 @@ import java.lang.foreign.MemorySegment;
  * time, copied by the JVM into a buffer small enough to stay in the first-level cache, which
  * adds no memory traffic.
  */
-final class Staging {
+final class FaultSafeStaging {
   /** The kernel's contract: converts a prefix of {@code count} elements, returns its length. */
   @FunctionalInterface
   interface Kernel {
@@ -21,7 +21,7 @@ final class Staging {
   /** Bytes of source per block: a multiple of every kernel's step, and well inside L1. */
   static final long BLOCK_BYTES = 16L << 10;
 
-  private Staging() {}
+  private FaultSafeStaging() {}
 
   /**
    * Runs {@code kernel} over {@code count} elements of {@code sourceBytes} bytes each, through
