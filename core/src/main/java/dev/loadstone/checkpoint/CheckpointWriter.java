@@ -1,30 +1,26 @@
 package dev.loadstone.checkpoint;
 
+import dev.loadstone.internal.AtomicFile;
+import dev.loadstone.internal.OneCallWrite;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.safetensors.TensorWriter;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.regex.Pattern;
 
 /**
@@ -41,11 +37,22 @@ import java.util.regex.Pattern;
  * as {@code transformers} writes it: {@code {"metadata": {"total_size": N}, "weight_map":
  * {...}}}, two-space indented, keys sorted, non-ASCII escaped, with a final newline.
  *
- * <p><b>Crash safety.</b> Every file is written to a temporary file and renamed into place
- * (see {@link SafeTensorsWriter}); nothing is renamed until every shard is complete; the index
- * comes last. Afterwards the files of an earlier checkpoint in the directory that would
- * mislead a reader are deleted: {@code model.safetensors} when writing shards, the index when
- * writing one file, and {@code model-NNNNN-of-NNNNN.safetensors} files not written now.
+ * <p><b>Crash safety.</b> Each file, every shard and the index, is written to a hidden
+ * temporary file in the directory, forced to disk and renamed over its name in one atomic step
+ * (as {@link SafeTensorsWriter} does), so each file is at every moment its earlier version or
+ * the whole new one. Nothing is renamed until every shard is complete and on disk: until then
+ * the directory is as it was, and a failure or a {@link #close()} without commit leaves it so,
+ * deleting the temporary files. {@link #commit()} then renames the shards in shard order, writes
+ * the index last, and afterwards deletes the files of an earlier checkpoint that would mislead
+ * a reader: {@code model.safetensors} when writing shards, the index when writing one file, and
+ * {@code model-NNNNN-of-NNNNN.safetensors} files not written now.
+ *
+ * <p>The renames together are not one atomic step. {@link Checkpoint#open} reads
+ * {@code model.safetensors} where there is one, else the index, so a reader sees the earlier
+ * checkpoint or the whole new one when the directory held none, one file, or shards named
+ * otherwise (another shard count); but when new shards replace earlier ones of the same names,
+ * a crash or a failed rename or index write inside {@link #commit()} can leave new shards next
+ * to earlier ones under the earlier index.
  *
  * <p><b>Streaming</b>, for checkpoints larger than memory: declare the tensors, then stream
  * their bytes in the order of {@link #tensors()}:
@@ -119,18 +126,7 @@ public final class CheckpointWriter implements TensorWriter {
    */
   public static void write(Path directory, Map<String, String> metadata,
       Collection<TensorView> tensors, long maxShardSize) throws IOException {
-    Objects.requireNonNull(tensors, "tensors");
-    List<TensorSpec> specs = tensors.stream().map(TensorSpec::of).toList();
-    try (CheckpointWriter out = create(directory, metadata, specs, maxShardSize)) {
-      Map<String, TensorView> byName = HashMap.newHashMap(specs.size());
-      for (TensorView tensor : tensors) {
-        byName.put(tensor.name(), tensor);
-      }
-      for (TensorSpec spec : out.tensors()) {
-        out.write(byName.get(spec.name()));
-      }
-      out.commit();
-    }
+    OneCallWrite.write(tensors, specs -> create(directory, metadata, specs, maxShardSize));
   }
 
   /** Starts a checkpoint in shards of at most 5,000,000,000 bytes; see the other overload. */
@@ -259,10 +255,7 @@ public final class CheckpointWriter implements TensorWriter {
   public void commit() throws IOException {
     requireOpen();
     for (int i = 0; i < writers.length; i++) {
-      if (writers[i] == null) {
-        writers[i] = SafeTensorsWriter.create(directory.resolve(files.get(i)), metadata,
-            shards.get(i));
-      }
+      shardWriter(i); // shards no byte went to yet: complete now if all their tensors are empty
     }
     for (SafeTensorsWriter writer : writers) {
       if (!writer.isComplete()) {
@@ -281,7 +274,7 @@ public final class CheckpointWriter implements TensorWriter {
           totalSize += spec.byteSize();
         }
       }
-      writeAtomically(directory.resolve(Checkpoint.INDEX_FILE_NAME),
+      AtomicFile.write(directory.resolve(Checkpoint.INDEX_FILE_NAME),
           ShardIndex.format(totalSize, weightMap));
     }
     committed = true;
@@ -309,11 +302,16 @@ public final class CheckpointWriter implements TensorWriter {
       throw new IllegalArgumentException(directory + ": no tensor named '" + name
           + "' was declared");
     }
-    if (writers[shard] == null) {
-      writers[shard] = SafeTensorsWriter.create(directory.resolve(files.get(shard)), metadata,
-          shards.get(shard));
+    return shardWriter(shard);
+  }
+
+  /** The writer of shard {@code i}, created (its temporary file and header) on first use. */
+  private SafeTensorsWriter shardWriter(int i) throws IOException {
+    if (writers[i] == null) {
+      writers[i] = SafeTensorsWriter.create(directory.resolve(files.get(i)), metadata,
+          shards.get(i));
     }
-    return writers[shard];
+    return writers[i];
   }
 
   private void requireOpen() {
@@ -338,35 +336,6 @@ public final class CheckpointWriter implements TensorWriter {
     }
     for (Path path : stale) {
       Files.deleteIfExists(path);
-    }
-  }
-
-  /** Writes a small file through a temporary file and an atomic rename. */
-  private static void writeAtomically(Path target, byte[] bytes) throws IOException {
-    Path temporary = target.resolveSibling("." + target.getFileName() + ".tmp-"
-        + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()));
-    try {
-      try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.CREATE_NEW,
-          StandardOpenOption.WRITE)) {
-        ByteBuffer buffer = ByteBuffer.wrap(bytes);
-        while (buffer.hasRemaining()) {
-          channel.write(buffer);
-        }
-        channel.force(true);
-      }
-      Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE);
-    } catch (Throwable t) {
-      try {
-        Files.deleteIfExists(temporary);
-      } catch (IOException e) {
-        t.addSuppressed(e);
-      }
-      throw t;
-    }
-    try (FileChannel dir = FileChannel.open(target.getParent(), StandardOpenOption.READ)) {
-      dir.force(true);
-    } catch (IOException | UnsupportedOperationException ignored) {
-      // not supported on this platform; the rename is atomic all the same
     }
   }
 

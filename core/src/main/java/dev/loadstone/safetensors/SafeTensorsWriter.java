@@ -1,26 +1,17 @@
 package dev.loadstone.safetensors;
 
-import dev.loadstone.internal.Posix;
+import dev.loadstone.internal.AtomicFile;
+import dev.loadstone.internal.OneCallWrite;
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes a {@code .safetensors} file: byte for byte the file the reference implementation
@@ -42,6 +33,11 @@ import java.util.concurrent.ThreadLocalRandom;
  * until {@link #commit()} the target is untouched, afterwards it is the whole new file. If the
  * process dies before the rename, the old target stays intact and the temporary file remains;
  * it may be deleted.
+ *
+ * <p><b>Cached in 2 MiB pages.</b> The file receives whole 2 MiB blocks aligned in the file
+ * (bytes short of a boundary wait in one 2 MiB buffer; a mapped source is paged in first), so
+ * that Linux keeps a freshly written file in the page cache in 2 MiB folios, which later loads
+ * map as 2 MiB pages.
  *
  * <p><b>Streaming.</b> Declare every tensor first, then stream each one's bytes in file order,
  * in chunks of any size, so a file larger than memory can be written:
@@ -69,38 +65,20 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>Instances are not thread-safe.
  */
 public final class SafeTensorsWriter implements TensorWriter {
-  /** The most bytes handed to one channel write: a ByteBuffer holds at most 2^31 - 1. */
-  private static final long MAX_WRITE = 1L << 30;
-  /**
-   * Writes start and end on multiples of this many file bytes (but for the file's end): Linux
-   * caches what one write covers in folios as large as the write allows, so a 2 MiB block
-   * written by two calls ends up in small pages, and loading the file later maps 4 KiB pages
-   * instead of 2 MiB ones (a quarter slower here). Bytes short of a boundary wait in a buffer
-   * of this size, which also stages heap segments that cannot be viewed as a ByteBuffer.
-   */
-  private static final int BLOCK = 2 << 20;
-
   private enum State { OPEN, COMPLETE, COMMITTED, FAILED, CLOSED }
 
-  private final Path target;
-  private final Path temporary;
+  private final AtomicFile file;
+  private final BlockAlignedOutput output;
   private final List<TensorSpec> tensors;
   private final long[] begins;
   private final Map<String, Integer> indexOf;
-  private FileChannel channel;
   /** Bytes of tensor data accepted so far. */
   private long written;
   private State state = State.OPEN;
-  /** Bytes handed to the channel so far; {@code pending} holds the ones that follow. */
-  private long flushed;
-  private MemorySegment pending;
-  private long pendingBytes;
 
-  private SafeTensorsWriter(Path target, Path temporary, FileChannel channel,
-      HeaderEncoder.Layout layout) {
-    this.target = target;
-    this.temporary = temporary;
-    this.channel = channel;
+  private SafeTensorsWriter(AtomicFile file, HeaderEncoder.Layout layout) {
+    this.file = file;
+    this.output = new BlockAlignedOutput(file::append);
     this.tensors = layout.tensors();
     this.begins = layout.begins();
     this.indexOf = HashMap.newHashMap(tensors.size());
@@ -124,18 +102,7 @@ public final class SafeTensorsWriter implements TensorWriter {
    */
   public static void write(Path target, Map<String, String> metadata,
       Collection<TensorView> tensors) throws IOException {
-    Objects.requireNonNull(tensors, "tensors");
-    List<TensorSpec> specs = tensors.stream().map(TensorSpec::of).toList();
-    try (SafeTensorsWriter out = create(target, metadata, specs)) {
-      Map<String, TensorView> byName = HashMap.newHashMap(specs.size());
-      for (TensorView tensor : tensors) {
-        byName.put(tensor.name(), tensor);
-      }
-      for (TensorSpec spec : out.tensors()) {
-        out.write(byName.get(spec.name()));
-      }
-      out.commit();
-    }
+    OneCallWrite.write(tensors, specs -> create(target, metadata, specs));
   }
 
   /**
@@ -155,29 +122,9 @@ public final class SafeTensorsWriter implements TensorWriter {
       Collection<TensorSpec> tensors) throws IOException {
     Objects.requireNonNull(target, "target");
     HeaderEncoder.Layout layout = HeaderEncoder.layout(metadata, tensors);
-    Path absolute = target.toAbsolutePath();
-    Path fileName = absolute.getFileName();
-    if (fileName == null) {
-      throw new IllegalArgumentException(target + " is not a file path");
-    }
-    Path temporary = null;
-    FileChannel channel = null;
-    HexFormat hex = HexFormat.of();
-    for (int attempt = 0; channel == null; attempt++) {
-      temporary = absolute.resolveSibling("." + fileName + ".tmp-"
-          + hex.toHexDigits(ThreadLocalRandom.current().nextLong()));
-      try {
-        channel = FileChannel.open(temporary, StandardOpenOption.CREATE_NEW,
-            StandardOpenOption.WRITE);
-      } catch (FileAlreadyExistsException e) {
-        if (attempt == 10) {
-          throw e;
-        }
-      }
-    }
-    SafeTensorsWriter writer = new SafeTensorsWriter(absolute, temporary, channel, layout);
+    SafeTensorsWriter writer = new SafeTensorsWriter(AtomicFile.create(target), layout);
     try {
-      writer.append(MemorySegment.ofArray(layout.header()));
+      writer.output.append(MemorySegment.ofArray(layout.header()));
       writer.finishIfComplete();
     } catch (Throwable t) {
       writer.close();
@@ -206,13 +153,13 @@ public final class SafeTensorsWriter implements TensorWriter {
 
   /** The file this writer creates or replaces at {@link #commit()}. */
   public Path target() {
-    return target;
+    return file.target();
   }
 
   /** The target's file name, the one data file this writes. */
   @Override
   public List<String> files() {
-    return List.of(target.getFileName().toString());
+    return List.of(target().getFileName().toString());
   }
 
   /**
@@ -240,7 +187,7 @@ public final class SafeTensorsWriter implements TensorWriter {
     long end = begins[index + 1];
     if (written < begin) {
       int next = nextIncomplete();
-      throw new IllegalStateException(target + ": tensor '" + name + "' comes after '"
+      throw new IllegalStateException(target() + ": tensor '" + name + "' comes after '"
           + tensors.get(next).name() + "', which still needs " + (begins[next + 1] - written)
           + " of its " + tensors.get(next).byteSize() + " bytes; write in the order of tensors()");
     }
@@ -248,16 +195,16 @@ public final class SafeTensorsWriter implements TensorWriter {
       return;
     }
     if (written >= end) {
-      throw new IllegalStateException(target + ": tensor '" + name
+      throw new IllegalStateException(target() + ": tensor '" + name
           + "' is already complete (" + (end - begin) + " bytes)");
     }
     if (chunk.byteSize() > end - written) {
-      throw new IllegalArgumentException(target + ": a chunk of " + chunk.byteSize()
+      throw new IllegalArgumentException(target() + ": a chunk of " + chunk.byteSize()
           + " bytes overflows tensor '" + name + "': " + (end - written) + " of its "
           + (end - begin) + " bytes remain");
     }
     try {
-      append(chunk);
+      output.append(chunk);
       written += chunk.byteSize();
       finishIfComplete();
     } catch (Throwable t) {
@@ -280,12 +227,12 @@ public final class SafeTensorsWriter implements TensorWriter {
     int index = indexOf(tensor.name());
     TensorSpec spec = tensors.get(index);
     if (spec.dtype() != tensor.dtype() || !Arrays.equals(spec.shape(), tensor.shape())) {
-      throw new IllegalArgumentException(target + ": tensor '" + tensor.name() + "' is "
+      throw new IllegalArgumentException(target() + ": tensor '" + tensor.name() + "' is "
           + tensor.dtype() + Arrays.toString(tensor.shape()) + ", declared as " + spec.dtype()
           + Arrays.toString(spec.shape()));
     }
     if (state == State.OPEN && written > begins[index] && written < begins[index + 1]) {
-      throw new IllegalStateException(target + ": tensor '" + tensor.name()
+      throw new IllegalStateException(target() + ": tensor '" + tensor.name()
           + "' is partly written; write(TensorView) writes a whole tensor");
     }
     write(tensor.name(), tensor.segment());
@@ -311,22 +258,17 @@ public final class SafeTensorsWriter implements TensorWriter {
     if (state == State.OPEN) {
       int next = nextIncomplete();
       TensorSpec spec = tensors.get(next);
-      throw new IllegalStateException(target + ": cannot commit: tensor '" + spec.name()
+      throw new IllegalStateException(target() + ": cannot commit: tensor '" + spec.name()
           + "' has " + (written - begins[next]) + " of its " + spec.byteSize() + " bytes");
     }
     requireState(State.COMPLETE, "commit");
     try {
-      Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE);
-    } catch (AtomicMoveNotSupportedException e) {
-      state = State.FAILED;
-      throw new IOException(target + ": the file system cannot rename " + temporary.getFileName()
-          + " over it atomically", e);
+      file.commit();
     } catch (Throwable t) {
       state = State.FAILED;
       throw t;
     }
     state = State.COMMITTED;
-    forceDirectory(target.getParent());
   }
 
   /**
@@ -335,51 +277,20 @@ public final class SafeTensorsWriter implements TensorWriter {
    */
   @Override
   public void close() {
-    if (state == State.COMMITTED || state == State.CLOSED) {
-      state = State.CLOSED;
-      return;
-    }
     state = State.CLOSED;
-    if (channel != null) {
-      try {
-        channel.close();
-      } catch (IOException ignored) {
-        // the file is deleted next; nothing was promised about its contents
-      }
-      channel = null;
-    }
-    try {
-      Files.deleteIfExists(temporary);
-    } catch (IOException ignored) {
-      // a hidden temporary file is left behind; the target is intact either way
-    }
+    file.close();
   }
 
   @Override
   public String toString() {
-    return "SafeTensorsWriter[" + target + ", " + state.name().toLowerCase(Locale.ROOT)
+    return "SafeTensorsWriter[" + target() + ", " + state.name().toLowerCase(Locale.ROOT)
         + ", " + written + " of " + begins[tensors.size()] + " data bytes]";
-  }
-
-  /**
-   * Forces a directory's entries to disk, so that a rename survives a crash. Best effort: some
-   * platforms (Windows) cannot open a directory for this and need not.
-   */
-  static void forceDirectory(Path directory) {
-    if (directory == null) {
-      return;
-    }
-    try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
-      dir.force(true);
-    } catch (IOException | UnsupportedOperationException ignored) {
-      // not supported here; the rename itself is still atomic
-    }
   }
 
   private int indexOf(String name) {
     Integer index = indexOf.get(Objects.requireNonNull(name, "name"));
     if (index == null) {
-      throw new IllegalArgumentException(target + ": no tensor named '" + name
+      throw new IllegalArgumentException(target() + ": no tensor named '" + name
           + "' was declared");
     }
     return index;
@@ -394,7 +305,7 @@ public final class SafeTensorsWriter implements TensorWriter {
         case COMPLETE -> "every tensor is complete";
         case OPEN -> "tensors are incomplete";
       };
-      throw new IllegalStateException(target + ": cannot " + action + ": " + why);
+      throw new IllegalStateException(target() + ": cannot " + action + ": " + why);
     }
   }
 
@@ -407,73 +318,12 @@ public final class SafeTensorsWriter implements TensorWriter {
     return i;
   }
 
+  /** Once the last byte is in: hands the file its tail, forces it to disk and closes it. */
   private void finishIfComplete() throws IOException {
     if (written == begins[tensors.size()]) {
-      flushPending();
-      channel.force(true);
-      channel.close();
-      channel = null;
-      pending = null;
+      output.finish();
+      file.seal();
       state = State.COMPLETE;
-    }
-  }
-
-  /**
-   * Writes {@code chunk} next in the file, in writes that start and end on {@link #BLOCK}
-   * boundaries: whole blocks straight from the chunk where it can be viewed as a ByteBuffer,
-   * the bytes around them through {@code pending}.
-   */
-  private void append(MemorySegment chunk) throws IOException {
-    long size = chunk.byteSize();
-    boolean viewable = chunk.isNative() || viewableAsByteBuffer(chunk);
-    for (long offset = 0; offset < size; ) {
-      if (pendingBytes == 0 && flushed % BLOCK == 0 && viewable && size - offset >= BLOCK) {
-        long length = Math.min(MAX_WRITE, size - offset) & -BLOCK;
-        MemorySegment slice = chunk.asSlice(offset, length);
-        if (slice.isMapped()) {
-          // Map the source pages in first: a write whose source faults halfway makes Linux go on
-          // in ever smaller steps, and the page cache then holds the file in 4 KiB folios.
-          Posix.madvise(slice, Posix.MADV_POPULATE_READ);
-        }
-        writeFully(slice.asByteBuffer());
-        flushed += length;
-        offset += length;
-        continue;
-      }
-      if (pending == null) {
-        pending = Arena.ofAuto().allocate(BLOCK, 64);
-      }
-      long length = Math.min(BLOCK - (flushed + pendingBytes) % BLOCK, size - offset);
-      MemorySegment.copy(chunk, offset, pending, pendingBytes, length);
-      pendingBytes += length;
-      offset += length;
-      if ((flushed + pendingBytes) % BLOCK == 0) {
-        flushPending();
-      }
-    }
-  }
-
-  private void flushPending() throws IOException {
-    if (pendingBytes > 0) {
-      writeFully(pending.asSlice(0, pendingBytes).asByteBuffer());
-      flushed += pendingBytes;
-      pendingBytes = 0;
-    }
-  }
-
-  /** Whether a heap segment is backed by a byte[] (only those become ByteBuffers). */
-  private static boolean viewableAsByteBuffer(MemorySegment heap) {
-    try {
-      heap.asSlice(0, 0).asByteBuffer();
-      return true;
-    } catch (UnsupportedOperationException e) {
-      return false;
-    }
-  }
-
-  private void writeFully(ByteBuffer buffer) throws IOException {
-    while (buffer.hasRemaining()) {
-      channel.write(buffer);
     }
   }
 }

@@ -234,6 +234,33 @@ class CheckpointWriterTest {
   }
 
   @Test
+  void closingWithoutCommitOnceEveryShardIsOnDiskLeavesTheEarlierCheckpointAndNoTemporaryFile()
+      throws IOException {
+    Path dir = root.resolve("abort");
+    CheckpointWriter.write(dir, null, List.of(u8("a", 1), u8("b", 2), u8("c", 3)), 1);
+    Map<String, byte[]> before = new java.util.TreeMap<>();
+    for (String name : listing(dir)) {
+      before.put(name, Files.readAllBytes(dir.resolve(name)));
+    }
+
+    try (CheckpointWriter out = CheckpointWriter.create(dir, null,
+        Stream.of("a", "b", "c").map(name -> new TensorSpec(name, DType.U8, new long[] {1})).toList(),
+        1)) {
+      for (TensorSpec spec : out.tensors()) {
+        out.write(spec.name(), MemorySegment.ofArray(new byte[] {9}));
+      }
+      List<String> during = listing(dir);
+      assertEquals(before.size() + 3, during.size(), "a temporary file per shard: " + during);
+      assertTrue(during.containsAll(before.keySet()), during.toString());
+    }
+
+    assertEquals(before.keySet(), new java.util.TreeSet<>(listing(dir)));
+    for (Map.Entry<String, byte[]> entry : before.entrySet()) {
+      assertArrayEquals(entry.getValue(), Files.readAllBytes(dir.resolve(entry.getKey())), entry.getKey());
+    }
+  }
+
+  @Test
   void writingOneFileOverShardsRemovesTheStaleIndexAndShards() throws IOException {
     Path dir = root.resolve("shrink");
     CheckpointWriter.write(dir, null, List.of(u8("a", 1), u8("b", 2), u8("c", 3)), 1);
