@@ -1,5 +1,6 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.internal.AtomicFile;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
@@ -127,11 +128,7 @@ final class SyntheticLlama {
       }
       writer.commit();
     }
-    Path config = directory.resolve("config.json");
-    Path temporary = directory.resolve(".config.json.tmp");
-    Files.writeString(temporary, CONFIG, StandardCharsets.UTF_8);
-    Files.move(temporary, config, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    AtomicFile.write(directory.resolve("config.json"), CONFIG.getBytes(StandardCharsets.UTF_8));
   }
 
   /** {@code count} BF16 values uniform in {@code center ± width / 2}. */

@@ -1,7 +1,6 @@
 package dev.loadstone.checkpoint;
 
 import dev.loadstone.internal.AtomicFile;
-import dev.loadstone.internal.OneCallWrite;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
@@ -126,7 +125,9 @@ public final class CheckpointWriter implements TensorWriter {
    */
   public static void write(Path directory, Map<String, String> metadata,
       Collection<TensorView> tensors, long maxShardSize) throws IOException {
-    OneCallWrite.write(tensors, specs -> create(directory, metadata, specs, maxShardSize));
+    try (TensorWriter out = create(directory, metadata, tensors.stream().map(TensorSpec::of).toList(), maxShardSize)) {
+      out.writeAllAndCommit(tensors);
+    }
   }
 
   /** Starts a checkpoint in shards of at most 5,000,000,000 bytes; see the other overload. */

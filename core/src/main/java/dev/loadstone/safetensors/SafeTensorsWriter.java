@@ -1,7 +1,6 @@
 package dev.loadstone.safetensors;
 
 import dev.loadstone.internal.AtomicFile;
-import dev.loadstone.internal.OneCallWrite;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -102,7 +101,9 @@ public final class SafeTensorsWriter implements TensorWriter {
    */
   public static void write(Path target, Map<String, String> metadata,
       Collection<TensorView> tensors) throws IOException {
-    OneCallWrite.write(tensors, specs -> create(target, metadata, specs));
+    try (TensorWriter out = create(target, metadata, tensors.stream().map(TensorSpec::of).toList())) {
+      out.writeAllAndCommit(tensors);
+    }
   }
 
   /**
