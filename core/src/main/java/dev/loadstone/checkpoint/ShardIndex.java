@@ -1,5 +1,7 @@
 package dev.loadstone.checkpoint;
 
+import dev.loadstone.internal.JsonStrings;
+import dev.loadstone.internal.JsonStrings.Escaping;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -27,7 +29,6 @@ final class ShardIndex {
   /** Far above any real index (a 100,000-tensor model needs about 10 MB). */
   static final long MAX_INDEX_LENGTH = 256L << 20;
 
-  private static final char[] HEX = "0123456789abcdef".toCharArray();
 
   private static final JsonFactory JSON = JsonFactory.builder()
       .streamReadConstraints(StreamReadConstraints.builder()
@@ -199,9 +200,9 @@ final class ShardIndex {
       out.append("{\n");
       for (int i = 0; i < entries.size(); i++) {
         out.append("    ");
-        appendPythonString(out, entries.get(i).getKey());
+        JsonStrings.append(out, entries.get(i).getKey(), Escaping.PYTHON_ASCII);
         out.append(": ");
-        appendPythonString(out, entries.get(i).getValue());
+        JsonStrings.append(out, entries.get(i).getValue(), Escaping.PYTHON_ASCII);
         out.append(i + 1 < entries.size() ? ",\n" : "\n");
       }
       out.append("  }");
@@ -210,29 +211,4 @@ final class ShardIndex {
     return out.toString().getBytes(StandardCharsets.US_ASCII);
   }
 
-  /** A JSON string as Python's {@code json} module writes it with {@code ensure_ascii=True}. */
-  static void appendPythonString(StringBuilder out, String text) {
-    out.append('"');
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      switch (c) {
-        case '"' -> out.append("\\\"");
-        case '\\' -> out.append("\\\\");
-        case '\b' -> out.append("\\b");
-        case '\t' -> out.append("\\t");
-        case '\n' -> out.append("\\n");
-        case '\f' -> out.append("\\f");
-        case '\r' -> out.append("\\r");
-        default -> {
-          if (c >= 0x20 && c <= 0x7E) {
-            out.append(c);
-          } else {
-            out.append("\\u").append(HEX[c >> 12]).append(HEX[(c >> 8) & 0xF])
-                .append(HEX[(c >> 4) & 0xF]).append(HEX[c & 0xF]);
-          }
-        }
-      }
-    }
-    out.append('"');
-  }
 }

@@ -1,5 +1,7 @@
 package dev.loadstone.safetensors;
 
+import dev.loadstone.internal.JsonStrings;
+import dev.loadstone.internal.JsonStrings.Escaping;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -25,7 +27,6 @@ import java.util.Set;
  * <p>Every writer goes through {@link #layout}, so one piece of code decides every header byte.
  */
 final class HeaderEncoder {
-  private static final char[] HEX = "0123456789abcdef".toCharArray();
 
   private HeaderEncoder() {}
 
@@ -97,9 +98,9 @@ final class HeaderEncoder {
           json.append(',');
         }
         firstEntry = false;
-        appendString(json, entry.getKey());
+        JsonStrings.append(json, entry.getKey(), Escaping.SERDE_JSON);
         json.append(':');
-        appendString(json, entry.getValue());
+        JsonStrings.append(json, entry.getValue(), Escaping.SERDE_JSON);
       }
       json.append('}');
       first = false;
@@ -110,7 +111,7 @@ final class HeaderEncoder {
         json.append(',');
       }
       first = false;
-      appendString(json, spec.name());
+      JsonStrings.append(json, spec.name(), Escaping.SERDE_JSON);
       json.append(":{\"dtype\":\"").append(spec.dtype().name()).append("\",\"shape\":[");
       long[] shape = spec.shape();
       for (int d = 0; d < shape.length; d++) {
@@ -139,36 +140,6 @@ final class HeaderEncoder {
       header.write(' ');
     }
     return new Layout(List.copyOf(tensors), begins, header.toByteArray());
-  }
-
-  /**
-   * Appends a JSON string as {@code serde_json} writes one: {@code "} and {@code \} escaped
-   * with a backslash; U+0008, U+0009, U+000A, U+000C and U+000D as {@code \b \t \n \f \r}; the
-   * other control characters below U+0020 as <code>&#92;u00XX</code> with lowercase hex digits; every
-   * other character, DEL and {@code /} included, as itself (in UTF-8, once encoded).
-   */
-  static void appendString(StringBuilder out, String text) {
-    out.append('"');
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      switch (c) {
-        case '"' -> out.append("\\\"");
-        case '\\' -> out.append("\\\\");
-        case '\b' -> out.append("\\b");
-        case '\t' -> out.append("\\t");
-        case '\n' -> out.append("\\n");
-        case '\f' -> out.append("\\f");
-        case '\r' -> out.append("\\r");
-        default -> {
-          if (c < 0x20) {
-            out.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 0xF]);
-          } else {
-            out.append(c);
-          }
-        }
-      }
-    }
-    out.append('"');
   }
 
   private static void requireWellFormed(String text, String what) {
