@@ -1,5 +1,6 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.internal.Posix;
 import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
@@ -155,6 +156,7 @@ final class BenchCommand implements Command {
       out.printf(" %.3f", run);
     }
     out.println();
+    Posix.fallbacks().forEach((call, why) -> out.println("without " + call + ": " + why));
   }
 
   private static String percent(OptionalDouble fraction) {
@@ -201,6 +203,12 @@ final class BenchCommand implements Command {
         json.writeNumberField("naive_seconds", r.naiveSeconds().getAsDouble());
         json.writeNumberField("naive_gbps", r.naiveGbps().getAsDouble());
       }
+      // What the process did without (page advice, streaming-store routines), and why.
+      json.writeObjectFieldStart("fallbacks");
+      for (var fallback : Posix.fallbacks().entrySet()) {
+        json.writeStringField(fallback.getKey(), fallback.getValue());
+      }
+      json.writeEndObject();
       json.writeEndObject();
     }
     out.println();

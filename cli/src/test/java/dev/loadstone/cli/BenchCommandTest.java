@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorView;
@@ -77,6 +78,19 @@ class BenchCommandTest {
     assertTrue(huge >= 0 && huge <= 1, "a fraction: " + huge);
     assertTrue(json.get("peak_anon_bytes") >= json.get("baseline_anon_bytes"));
     assertTrue(json.get("peak_rss_bytes") > 0);
+  }
+
+  @Test
+  void theReportSaysWhichNativeCallsTheProcessDidWithout() throws IOException {
+    // As core does the first time a call fails (madvise refused, a routine the CPU cannot run).
+    Posix.reportFallback("madvise(MADV_TEST)", "errno 22 (EINVAL)");
+    Path file = checkpoint();
+    Cli.Result json = Cli.run("bench", file.toString(), "--runs", "1", "--json");
+    assertEquals(0, json.exit(), json.err());
+    assertTrue(json.out().contains("\"fallbacks\":{") && json.out().contains("\"madvise(MADV_TEST)\":\"errno 22 (EINVAL)\""),
+        json.out());
+    Cli.Result text = Cli.run("bench", file.toString(), "--runs", "1");
+    assertTrue(text.out().contains("without madvise(MADV_TEST): errno 22 (EINVAL)"), text.out());
   }
 
   @Test

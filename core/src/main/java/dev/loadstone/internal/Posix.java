@@ -155,7 +155,7 @@ public final class Posix {
    */
   public static Map<String, String> fallbacks() {
     synchronized (FALLBACKS) {
-      return Map.copyOf(FALLBACKS);
+      return Collections.unmodifiableMap(new LinkedHashMap<>(FALLBACKS));
     }
   }
 
