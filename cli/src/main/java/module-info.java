@@ -3,5 +3,8 @@ module dev.loadstone.cli {
   requires dev.loadstone.core;
   requires dev.loadstone.llama;
   requires com.fasterxml.jackson.core;
-  requires dev.loadstone.torch;
+  // Static: only "bench --backend torch" uses libtorch (through TorchLoadRun), so the other
+  // commands need not resolve the torch module and the JavaCPP jars under it; the launcher adds
+  // them for bench.
+  requires static dev.loadstone.torch;
 }

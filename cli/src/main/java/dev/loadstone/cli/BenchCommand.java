@@ -92,6 +92,10 @@ final class BenchCommand implements Command {
     if (backend == LoadBenchmark.Backend.TORCH && mode == LoadMode.ALIAS) {
       throw new UsageException("--backend torch copies into libtorch tensors: use --mode copy");
     }
+    if (backend == LoadBenchmark.Backend.TORCH && !TorchLoadRun.available()) {
+      throw new UsageException("--backend torch needs the module dev.loadstone.torch and the JavaCPP"
+          + " modules (cli/target/lib-torch; the launcher adds them for bench)");
+    }
     int threads = args.integer("--threads", Runtime.getRuntime().availableProcessors(), 1);
     int runs = args.integer("--runs", 5, 1);
     if (args.has("--synthetic") && !SyntheticLlama.existsIn(path)) {

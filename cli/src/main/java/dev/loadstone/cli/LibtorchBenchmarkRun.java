@@ -18,6 +18,16 @@ import org.bytedeco.pytorch.Module;
 final class LibtorchBenchmarkRun {
   private LibtorchBenchmarkRun() {}
 
+  /**
+   * Whether the torch module is there to use. The CLI requires it statically (only this backend
+   * needs it), so on the module path it is resolved only when added, as the launcher does for
+   * {@code bench}; on the class path it is a plain dependency.
+   */
+  static boolean available() {
+    ModuleLayer layer = TorchLoadRun.class.getModule().getLayer();
+    return layer == null || layer.findModule("dev.loadstone.torch").isPresent();
+  }
+
   /** Loads libtorch, so that its own memory is part of the benchmark's baseline. */
   static void prepare() {
     Libtorch.load();

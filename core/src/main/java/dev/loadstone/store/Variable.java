@@ -12,7 +12,7 @@ import java.util.Arrays;
  * {@link LoadMode#ALIAS} load, the read-only mapped bytes of a checkpoint, readable only while
  * that checkpoint is open.
  *
- * <p>Owned memory is allocated on first use (or by {@link VarStore#allocate()}) and filled by the
+ * <p>Owned memory is allocated on first use (or by {@link VarStore#allocate(int)}) and filled by the
  * variable's {@link Initializer}, so a variable that will be aliased never costs memory.
  */
 public final class Variable {
