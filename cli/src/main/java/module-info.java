@@ -3,7 +3,7 @@ module dev.loadstone.cli {
   requires dev.loadstone.core;
   requires dev.loadstone.llama;
   requires com.fasterxml.jackson.core;
-  // Static: only "bench --backend torch" uses libtorch (through TorchLoadRun), so the other
+  // Static: only "bench --backend torch" uses libtorch (through LibtorchBenchmarkRun), so the other
   // commands need not resolve the torch module and the JavaCPP jars under it; the launcher adds
   // them for bench.
   requires static dev.loadstone.torch;

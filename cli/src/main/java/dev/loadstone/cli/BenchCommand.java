@@ -92,7 +92,7 @@ final class BenchCommand implements Command {
     if (backend == LoadBenchmark.Backend.TORCH && mode == LoadMode.ALIAS) {
       throw new UsageException("--backend torch copies into libtorch tensors: use --mode copy");
     }
-    if (backend == LoadBenchmark.Backend.TORCH && !TorchLoadRun.available()) {
+    if (backend == LoadBenchmark.Backend.TORCH && !LibtorchBenchmarkRun.available()) {
       throw new UsageException("--backend torch needs the module dev.loadstone.torch and the JavaCPP"
           + " modules (cli/target/lib-torch; the launcher adds them for bench)");
     }

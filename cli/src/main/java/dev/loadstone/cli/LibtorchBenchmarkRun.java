@@ -24,7 +24,7 @@ final class LibtorchBenchmarkRun {
    * {@code bench}; on the class path it is a plain dependency.
    */
   static boolean available() {
-    ModuleLayer layer = TorchLoadRun.class.getModule().getLayer();
+    ModuleLayer layer = LibtorchBenchmarkRun.class.getModule().getLayer();
     return layer == null || layer.findModule("dev.loadstone.torch").isPresent();
   }
 
