@@ -141,8 +141,9 @@ final class BenchCommand implements Command {
       out.printf("load (open + bind aliases):       median %.1f ms (%.1f GB/s of tensors bound)%n",
           r.medianSeconds() * 1e3, r.medianGbps());
     }
-    out.printf("memcpy baseline, same process:           %.2f GB/s (%d thread(s), median of one before each run)%n",
+    out.printf("memcpy baseline, same process:           %.2f GB/s (C library, %d thread(s), median of one before each run)%n",
         r.medianMemcpyGbps(), s.threads());
+    out.printf("the JVM's own copy, same buffers:        %.2f GB/s%n", r.medianJavaCopyGbps());
     if (s.mode() == LoadMode.COPY) {
       out.printf("load / memcpy:                           %.0f%% (median of the runs' ratios)%n",
           100 * r.medianLoadToMemcpy());
@@ -190,6 +191,9 @@ final class BenchCommand implements Command {
       json.writeFieldName("memcpy_runs_gbps");
       json.writeArray(r.memcpyGbps(), 0, r.memcpyGbps().length);
       json.writeNumberField("load_to_memcpy", r.medianLoadToMemcpy());
+      json.writeNumberField("java_copy_gbps", r.medianJavaCopyGbps());
+      json.writeFieldName("java_copy_runs_gbps");
+      json.writeArray(r.javaCopyGbps(), 0, r.javaCopyGbps().length);
       if (r.residentFraction().isPresent()) {
         json.writeNumberField("resident_fraction", r.residentFraction().getAsDouble());
       } else {

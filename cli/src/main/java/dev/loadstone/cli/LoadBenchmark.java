@@ -1,6 +1,7 @@
 package dev.loadstone.cli;
 
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadMode;
@@ -8,7 +9,11 @@ import dev.loadstone.store.LoadOptions;
 import dev.loadstone.store.LoadReport;
 import dev.loadstone.store.VarStore;
 import java.io.IOException;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -46,7 +51,7 @@ final class LoadBenchmark {
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
-      double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, OptionalDouble residentFraction,
+      double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, double[] javaCopyGbps, OptionalDouble residentFraction,
       OptionalDouble hugePageFraction, long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
 
     double medianSeconds() {
@@ -57,9 +62,14 @@ final class LoadBenchmark {
       return median(allocSeconds);
     }
 
-    /** The median of the memcpy passes, one measured right before each run. */
+    /** The median of the C memcpy passes, one measured right before each run. */
     double medianMemcpyGbps() {
       return median(memcpyGbps);
+    }
+
+    /** The median of the JVM's copy passes, one measured right before each run. */
+    double medianJavaCopyGbps() {
+      return median(javaCopyGbps);
     }
 
     /**
@@ -118,6 +128,7 @@ final class LoadBenchmark {
     double[] alloc = new double[settings.runs()];
     double[] runs = new double[settings.runs()];
     double[] memcpy = new double[settings.runs()];
+    double[] javaCopy = new double[settings.runs()];
     long copied = Math.max(bytesWritten, bytes);
     long baselineAnon = ProcessMemory.anonymous();
     long peakAnon;
@@ -128,6 +139,7 @@ final class LoadBenchmark {
       timedRun(settings, new double[1], 0, progressStream);
       for (int run = 0; run < settings.runs(); run++) {
         memcpy[run] = sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
+        javaCopy[run] = sampler.excluding(() -> copyGbps(copied, settings.threads(), Baseline.JVM_COPY));
         runs[run] = timedRun(settings, alloc, run, progressStream);
       }
       peakAnon = sampler.peak();
@@ -136,7 +148,7 @@ final class LoadBenchmark {
     // After the runs, so its heap arrays count in neither their memory nor their baseline.
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
-    return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy,
+    return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy, javaCopy,
         resident, hugePages, baselineAnon, peakAnon, peakRss, naive);
   }
 
@@ -234,12 +246,35 @@ final class LoadBenchmark {
     }
   }
 
+  /** {@link #copyGbps} with the C library's {@code memcpy}. */
+  static double memcpyGbps(long bytes, int threads) {
+    return copyGbps(bytes, threads, Baseline.C_MEMCPY);
+  }
+
+  /** Who copies in a baseline. */
+  enum Baseline {
+    /**
+     * The C library's {@code memcpy}, called once per thread and pass on its whole slice (as a
+     * program copying whole tensors would): glibc switches to streaming stores above a size
+     * derived from the cache, which the slices exceed. The independent baseline: what a
+     * native loader gets.
+     */
+    C_MEMCPY,
+    /** The JVM's own copy ({@code MemorySegment.copy}), which uses streaming stores only on some processors. */
+    JVM_COPY
+  }
+
+  private static final MethodHandle MEMCPY = Posix.downcall("memcpy", FunctionDescriptor.of(
+      ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG), Linker.Option.critical(false));
+
   /**
    * Copies {@code bytes} bytes between two touched 256 MiB buffers (far larger than the caches)
-   * on {@code threads} threads, reusing them until the count is met; in GB/s. The buffers come
-   * from a VarStore, allocated exactly as the variables are, and are freed before returning.
+   * on {@code threads} threads, reusing them until the count is met, with {@code baseline}'s
+   * copy (the JVM's where the C library's cannot be called); in GB/s. The buffers come from a
+   * VarStore, allocated exactly as the variables are, and are freed before returning.
    */
-  static double memcpyGbps(long bytes, int threads) {
+  static double copyGbps(long bytes, int threads, Baseline baseline) {
+    boolean native_ = baseline == Baseline.C_MEMCPY && MEMCPY != null;
     long size = Math.min(Math.max(bytes, 1 << 20), 256L << 20);
     try (VarStore buffers = new VarStore()) {
       MemorySegment from = buffers.root().zeros("from", DType.U8, size).segment();
@@ -255,7 +290,15 @@ final class LoadBenchmark {
         long length = t == threads - 1 ? size - begin : slice;
         workers.add(Thread.ofPlatform().start(() -> {
           for (long pass = 0; pass < passes; pass++) {
-            MemorySegment.copy(from, begin, to, begin, length);
+            if (native_) {
+              try {
+                MemorySegment ignored = (MemorySegment) MEMCPY.invokeExact(to.asSlice(begin, length), from.asSlice(begin, length), length);
+              } catch (Throwable e) {
+                throw new IllegalStateException("memcpy failed", e);
+              }
+            } else {
+              MemorySegment.copy(from, begin, to, begin, length);
+            }
           }
         }));
       }

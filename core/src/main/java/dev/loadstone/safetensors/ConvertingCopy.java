@@ -51,7 +51,10 @@ final class ConvertingCopy {
         throw new IllegalArgumentException("elements [" + first + ", " + (first + count) + ") of "
             + from + " do not start and end on byte boundaries");
       }
-      MemorySegment.copy(source, first * bits / 8, target, targetOffset, count * bits / 8);
+      long sourceOffset = first * bits / 8;
+      long bytes = count * bits / 8;
+      long streamed = StreamingKernels.copy(source, sourceOffset, target, targetOffset, bytes);
+      MemorySegment.copy(source, sourceOffset + streamed, target, targetOffset + streamed, bytes - streamed);
       return;
     }
     long targetBytes = Math.multiplyExact(count, (long) to.bits() / 8);

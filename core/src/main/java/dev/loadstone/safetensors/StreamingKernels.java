@@ -22,21 +22,22 @@ import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
- * BF16 and F16 to F32 with non-temporal ("streaming") stores, in x86-64 machine code.
+ * BF16 and F16 to F32, and same-dtype copies, with non-temporal ("streaming") stores, in x86-64
+ * machine code.
  *
- * <p>Why: a load widens gigabytes into memory that nobody reads soon. An ordinary store first
+ * <p>Why: a load widens or copies gigabytes into memory that nobody reads soon. An ordinary store first
  * reads the destination's cache line from memory (write-allocate), so widening costs 2 bytes
  * read, 4 read for ownership and 4 written per element; a streaming store skips the read for
- * ownership, which cuts the memory traffic by 40%. Java has no streaming store (the JVM's own copy
- * routine uses them, but only for copies of a few MiB and more), so this class puts two routines
- * of under 100 bytes, assembled from the listings below, into executable memory and calls them
- * through the foreign linker. Measured on a 2-core Xeon: 1.7-1.8x the speed of the Vector API
- * kernel on one thread (JMH {@code ConversionBenchmark}), and a BF16 -> F32 load at 100-104% of a
- * same-size memcpy instead of 55-68% ({@code loadstone bench --dtype F32}).
+ * ownership, which cuts the memory traffic by 40% (a copy by a third). Java has no streaming
+ * store (the JVM's own copy routine uses them only on some processors and sizes: not on AVX2
+ * machines for 8 MiB chunks, measured), so this class puts three routines of under 100 bytes,
+ * assembled from the listings below, into executable memory and calls them through the
+ * foreign linker (what they gain, measured with {@code loadstone bench}, is in the README).
  *
  * <p>Used only where it is safe: x86-64 Linux with the instructions each routine needs (from
  * {@code /proc/cpuinfo}), executable memory allowed, and the routine's output equal to the Java
- * definition for all 65,536 inputs on a self-check at start-up; never reading a file mapping
+ * definition (all 65,536 inputs of a widening; 64 KiB of bytes for the copy) on a self-check at
+ * first use; never reading a file mapping
  * directly (a fault in native code would kill the JVM, so mapped sources go through
  * {@link FaultSafeStaging}); only into native, writable memory that is not a file mapping; only for outputs
  * of at least {@link #MIN_TARGET_BYTES} (small outputs are better left in cache, where they will
@@ -50,6 +51,8 @@ final class StreamingKernels {
   private static final int STEP = 32;
   /** Bounds each native call (about 0.1 ms), which holds off the JVM's safepoints meanwhile. */
   private static final long MAX_ELEMENTS_PER_CALL = 1L << 18;
+  /** The same bound for the copy routine. */
+  private static final long MAX_BYTES_PER_CALL = 1L << 20;
 
   /**
    * {@code void bf16_to_f32_stream(const uint16_t *source, float *target, int64_t count)}, in the
@@ -106,6 +109,58 @@ final class StreamingKernels {
       "0faef8",              // done: sfence
       "c5f877",              // vzeroupper
       "c3");                 // ret
+
+  /**
+   * {@code void copy_stream(const void *source, void *target, int64_t bytes)}: {@code bytes} a
+   * multiple of 128, {@code target} 32-byte aligned (64 for whole cache lines). Unaligned loads,
+   * streaming stores. Needs AVX.
+   */
+  private static final String COPY_CODE = String.join("",
+      "31c0",                // xor       eax, eax          ; rax: byte offset
+      "4885d2",              // test      rdx, rdx
+      "7439",                // je        done
+      "c5fe6f0407",          // loop: vmovdqu ymm0, [rdi+rax]
+      "c5fe6f4c0720",        //   vmovdqu   ymm1, [rdi+rax+0x20]
+      "c5fe6f540740",        //   vmovdqu   ymm2, [rdi+rax+0x40]
+      "c5fe6f5c0760",        //   vmovdqu   ymm3, [rdi+rax+0x60]
+      "c5fde70406",          //   vmovntdq  [rsi+rax], ymm0
+      "c5fde74c0620",        //   vmovntdq  [rsi+rax+0x20], ymm1
+      "c5fde7540640",        //   vmovntdq  [rsi+rax+0x40], ymm2
+      "c5fde75c0660",        //   vmovntdq  [rsi+rax+0x60], ymm3
+      "480580000000",        //   add       rax, 128
+      "4839d0",              //   cmp       rax, rdx
+      "72c7",                //   jb        loop
+      "0faef8",              // done: sfence
+      "c5f877",              // vzeroupper
+      "c3");                 // ret
+
+  /** Bytes per iteration of the copy routine. */
+  private static final int COPY_STEP = 128;
+
+  /** The same-dtype copy routine, loaded and self-checked on first use. */
+  private static final class Copy {
+    static final MethodHandle ROUTINE = load("streaming-store copy", COPY_CODE, List.of("avx"));
+    static final boolean AVAILABLE = ROUTINE != null && selfCheck();
+
+    private static boolean selfCheck() {
+      int bytes = 1 << 16;
+      try (Arena arena = Arena.ofConfined()) {
+        MemorySegment source = arena.allocate(bytes, 64);
+        MemorySegment target = arena.allocate(bytes, 64);
+        for (int i = 0; i < bytes; i++) {
+          source.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 31 + (i >> 8)));
+        }
+        boolean same = copyNative(source, 0, target, 0, bytes) == bytes && source.mismatch(target) == -1;
+        if (!same) {
+          Posix.reportFallback("streaming-store copy", "its output differs from its input on this processor");
+        }
+        return same;
+      } catch (RuntimeException e) {
+        Posix.reportFallback("streaming-store copy", e.toString());
+        return false;
+      }
+    }
+  }
 
   /** A 16-bit float type widened to F32 by one routine. */
   enum Widening {
@@ -207,6 +262,47 @@ final class StreamingKernels {
     scalar.widen(source, sourceOffset, target, targetOffset, head);
     return head + FaultSafeStaging.convert(source, sourceOffset + 2 * head, 2, target, targetOffset + 4 * head, 4,
         count - head, widening::widenNative);
+  }
+
+  /**
+   * Copies {@code bytes} bytes with streaming stores if the copy routine applies here: it is
+   * available, the copy is large enough and goes into native, writable memory that is not a
+   * file mapping. A file mapping is read through {@link FaultSafeStaging}. The first bytes, up
+   * to where the target is 64-byte aligned, are copied by the JVM.
+   *
+   * @return how many bytes were copied, from the first on, or 0 if the routine does not apply;
+   *     the caller copies the rest
+   */
+  static long copy(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long bytes) {
+    if (!copyApplies(source, target, bytes)) {
+      return 0;
+    }
+    long head = -(target.address() + targetOffset) & 63;
+    MemorySegment.copy(source, sourceOffset, target, targetOffset, head);
+    return head + FaultSafeStaging.convert(source, sourceOffset + head, 1, target, targetOffset + head, 1,
+        bytes - head, StreamingKernels::copyNative);
+  }
+
+  /** Whether {@link #copy} would use the routine for these arguments. */
+  static boolean copyApplies(MemorySegment source, MemorySegment target, long bytes) {
+    return bytes >= MIN_TARGET_BYTES && source.isNative() && target.isNative() && !target.isMapped()
+        && !target.isReadOnly() && Copy.AVAILABLE;
+  }
+
+  private static long copyNative(MemorySegment source, long sourceOffset, MemorySegment target, long targetOffset, long bytes) {
+    long bulk = bytes - bytes % COPY_STEP;
+    try {
+      Posix.deliverPendingFaults();   // as in Widening.widenNative
+      for (long done = 0; done < bulk; done += MAX_BYTES_PER_CALL) {
+        long n = Math.min(MAX_BYTES_PER_CALL, bulk - done);
+        Copy.ROUTINE.invokeExact(source.asSlice(sourceOffset + done, n), target.asSlice(targetOffset + done, n), n);
+      }
+    } catch (RuntimeException | Error e) {
+      throw e;
+    } catch (Throwable e) {
+      throw new IllegalStateException("the streaming-store copy failed", e);
+    }
+    return bulk;
   }
 
   /** Whether {@link #widen} would use the routine for these arguments. */

@@ -95,10 +95,16 @@ class StreamingKernelsTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"streaming", "vector"})
+  @ValueSource(strings = {"streaming", "vector", "copy"})
   void aFileTruncatedUnderAKernelIsAnExceptionNotACrash(String kernelName) throws IOException {
     FaultSafeStaging.Kernel kernel;
-    if (kernelName.equals("streaming")) {
+    if (kernelName.equals("copy")) {
+      assumeTrue(StreamingKernels.copyApplies(MemorySegment.ofAddress(64).reinterpret(1 << 20),
+          MemorySegment.ofAddress(64).reinterpret(1 << 20), 1 << 20));
+      // Counts are BF16 elements; the copy moves their bytes.
+      kernel = (source, sourceOffset, target, targetOffset, count) -> StreamingKernels.copy(
+          source, 2 * sourceOffset, target, 2 * targetOffset, 2 * count) / 2;
+    } else if (kernelName.equals("streaming")) {
       assumeTrue(Widening.BF16.available());
       kernel = (source, sourceOffset, target, targetOffset, count) -> StreamingKernels.widen(Widening.BF16,
           source, sourceOffset, target, targetOffset, count, (s, so, t, to, n) -> { });
@@ -121,6 +127,51 @@ class StreamingKernelsTest {
         writer.truncate(channel.size() / 3);
       }
       assertThrows(InternalError.class, () -> kernel.convert(mapping, 0, target, 0, count));
+    }
+  }
+
+  @org.junit.jupiter.api.Test
+  void theCopyRoutineIsInUseOnX8664LinuxWithAvx() throws IOException {
+    String arch = System.getProperty("os.arch");
+    Path cpuinfo = Path.of("/proc/cpuinfo");
+    assumeTrue(("amd64".equals(arch) || "x86_64".equals(arch)) && Files.isReadable(cpuinfo)
+        && Boolean.parseBoolean(System.getProperty("loadstone.streaming", "true")));
+    assumeTrue(Files.readAllLines(cpuinfo).stream().anyMatch(line -> line.startsWith("flags") && line.contains(" avx ")));
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment memory = arena.allocate(StreamingKernels.MIN_TARGET_BYTES, 64);
+      assertTrue(StreamingKernels.copyApplies(memory, arena.allocate(StreamingKernels.MIN_TARGET_BYTES, 64),
+          StreamingKernels.MIN_TARGET_BYTES), "x86-64 Linux with AVX, yet the copy routine did not load or failed its self-check");
+    }
+  }
+
+  /** Same-dtype copies: every byte lands where it belongs, whatever the two alignments and length. */
+  @ParameterizedTest
+  @ValueSource(ints = {0, 1, 7, 33, 64, 100})
+  void copiesPutEveryByteWhereItBelongs(int targetShift) throws IOException {
+    int bytes = (int) StreamingKernels.MIN_TARGET_BYTES + 4 * 77 + 3;
+    Path file = dir.resolve("bytes.bin");
+    try (Arena arena = Arena.ofConfined()) {
+      Files.write(file, random16(arena, bytes / 2 + 64, 15).toArray(ValueLayout.JAVA_BYTE));
+    }
+    try (Arena arena = Arena.ofConfined(); FileChannel channel = FileChannel.open(file)) {
+      MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
+      MemorySegment heapless = arena.allocate(mapping.byteSize(), 64).copyFrom(mapping);
+      for (MemorySegment source : List.of(mapping, heapless)) {
+        for (int sourceShift : new int[] {0, 3, 64}) {
+          MemorySegment target = arena.allocate(bytes + 256L, 64);
+          target.fill((byte) 0x5A);
+          TensorView view = TensorView.of("t", DType.U8, new long[] {bytes}, source.asSlice(sourceShift, bytes));
+          view.copyRangeTo(0, bytes, target, targetShift, DType.U8);
+          assertEquals(-1, target.asSlice(targetShift, bytes).mismatch(source.asSlice(sourceShift, bytes)),
+              "source shift " + sourceShift + ", " + (source.isMapped() ? "mapped" : "native"));
+          for (long b = 0; b < targetShift; b++) {
+            assertEquals((byte) 0x5A, target.get(ValueLayout.JAVA_BYTE, b), "no write before the start");
+          }
+          for (long b = targetShift + (long) bytes; b < target.byteSize(); b++) {
+            assertEquals((byte) 0x5A, target.get(ValueLayout.JAVA_BYTE, b), "no write past the end");
+          }
+        }
+      }
     }
   }
 
