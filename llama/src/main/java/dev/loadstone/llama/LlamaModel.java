@@ -81,7 +81,7 @@ public final class LlamaModel implements AutoCloseable {
   private final LlamaConfig config;
   private final Checkpoint checkpoint;
   private final VarStore store;
-  private final Workers workers;
+  private final ThreadTeam team;
   private final LoadReport report;
   private final double loadSeconds;
   private final Matrix embedding;
@@ -91,12 +91,12 @@ public final class LlamaModel implements AutoCloseable {
   private final float[] inverseFrequencies;
   private volatile boolean closed;
 
-  private LlamaModel(LlamaConfig config, Checkpoint checkpoint, VarStore store, Workers workers,
+  private LlamaModel(LlamaConfig config, Checkpoint checkpoint, VarStore store, ThreadTeam team,
       LoadReport report, double loadSeconds) {
     this.config = config;
     this.checkpoint = checkpoint;
     this.store = store;
-    this.workers = workers;
+    this.team = team;
     this.report = report;
     this.loadSeconds = loadSeconds;
     int hidden = config.hiddenSize();
@@ -136,7 +136,7 @@ public final class LlamaModel implements AutoCloseable {
     LlamaConfig config = LlamaConfig.read(directory);
     Checkpoint checkpoint = Checkpoint.open(directory);
     VarStore store = new VarStore();
-    Workers workers = null;
+    ThreadTeam team = null;
     try {
       List<Spec> specs = specs(config);
       LoadMode mode = LoadMode.ALIAS;
@@ -168,11 +168,11 @@ public final class LlamaModel implements AutoCloseable {
         checkpoint.close();
         kept = null;
       }
-      workers = new Workers(options.threads());
-      return new LlamaModel(config, kept, store, workers, report, (System.nanoTime() - start) / 1e9);
+      team = new ThreadTeam(options.threads());
+      return new LlamaModel(config, kept, store, team, report, (System.nanoTime() - start) / 1e9);
     } catch (IOException | RuntimeException | Error e) {
-      if (workers != null) {
-        workers.close();
+      if (team != null) {
+        team.close();
       }
       store.close();
       checkpoint.close();
@@ -264,7 +264,7 @@ public final class LlamaModel implements AutoCloseable {
 
   /** The number of threads that run the model. */
   public int threads() {
-    return workers.size();
+    return team.size();
   }
 
   /**
@@ -302,9 +302,9 @@ public final class LlamaModel implements AutoCloseable {
     if (closed) {
       return;
     }
-    synchronized (workers) {
+    synchronized (team) {
       closed = true;
-      workers.close();
+      team.close();
       store.close();
       if (checkpoint != null) {
         checkpoint.close();
@@ -318,8 +318,8 @@ public final class LlamaModel implements AutoCloseable {
     }
   }
 
-  Workers workers() {
-    return workers;
+  ThreadTeam team() {
+    return team;
   }
 
   List<Layer> layers() {

@@ -5,12 +5,12 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * One or more matrices applied to the same activations, as one task for the {@link Workers}:
+ * One or more matrices applied to the same activations, as one task for the {@link ThreadTeam}:
  * their rows are cut into chunks that the members take in turn, so both the work and the
  * reading of memory are shared out evenly. Built once per session; {@link #prepare} sets the
  * number of tokens before each run.
  */
-final class Projection implements Workers.Task {
+final class Projection implements ThreadTeam.Task {
   /** A matrix and where its products go: {@code out[t * outStride + row]}, set or added. */
   record Part(Matrix matrix, float[] out, int outStride, boolean accumulate) {}
 

@@ -26,7 +26,7 @@ public final class Session {
 
   private final LlamaModel model;
   private final LlamaConfig config;
-  private final Workers workers;
+  private final ThreadTeam team;
   private final int capacity;
   private final int batch;
   private int length;
@@ -60,7 +60,7 @@ public final class Session {
   Session(LlamaModel model, int capacity) {
     this.model = model;
     this.config = model.config();
-    this.workers = model.workers();
+    this.team = model.team();
     if (capacity < 1) {
       throw new IllegalArgumentException("capacity must be at least 1, not " + capacity);
     }
@@ -91,7 +91,7 @@ public final class Session {
     keys = new float[config.layers()][capacity * kvDim];
     values = new float[config.layers()][capacity * kvDim];
 
-    int threads = workers.size();
+    int threads = team.size();
     List<Layer> layers = model.layers();
     qkv = new Projection[layers.size()];
     output = new Projection[layers.size()];
@@ -151,7 +151,7 @@ public final class Session {
         throw new IllegalArgumentException("token " + token + " is outside the vocabulary [0, " + config.vocabSize() + ")");
       }
     }
-    synchronized (workers) {
+    synchronized (team) {
       model.requireOpen();
       for (int start = 0; start < tokens.length; start += batch) {
         int n = Math.min(batch, tokens.length - start);
@@ -178,7 +178,7 @@ public final class Session {
       Layer layer = layers.get(l);
       normalize(layer.inputNorm(), eps, n);
       qkv[l].prepare(n);
-      workers.run(qkv[l]);
+      team.run(qkv[l]);
       for (int t = 0; t < n; t++) {
         rotate(q, t * qDim, config.heads(), t);
         rotate(k, t * kvDim, config.kvHeads(), t);
@@ -189,22 +189,22 @@ public final class Session {
       if ((long) n * (position + n) * config.queryDim() < INLINE_ATTENTION) {
         attention.run(0);   // a decode step's attention: less work than handing it out
       } else {
-        workers.run(attention);
+        team.run(attention);
       }
       output[l].prepare(n);
-      workers.run(output[l]);
+      team.run(output[l]);
       normalize(layer.postAttentionNorm(), eps, n);
       feedForward[l].prepare(n);
-      workers.run(feedForward[l]);
+      team.run(feedForward[l]);
       down[l].prepare(n);
-      workers.run(down[l]);
+      team.run(down[l]);
     }
     if (last) {
       // Only the last position's logits are wanted: normalize it into row 0 and project.
       Kernels.rmsNorm(x, (n - 1) * hidden, model.finalNorm(), eps, xn, 0, hidden);
       Kernels.interleave(xn, 0, xni, 0, hidden);
       head.prepare(1);
-      workers.run(head);
+      team.run(head);
     }
   }
 
@@ -250,7 +250,7 @@ public final class Session {
   }
 
   /** SwiGLU: {@code h = silu(x Wgate) * (x Wup)}, both matrices in the same chunks of rows. */
-  private final class FeedForward implements Workers.Task {
+  private final class FeedForward implements ThreadTeam.Task {
     private final Matrix gateMatrix;
     private final Matrix upMatrix;
     private final int[] chunkStart;
@@ -296,7 +296,7 @@ public final class Session {
   }
 
   /** Causal grouped-query attention over the KV cache, one (token, head) pair at a time. */
-  private final class Attention implements Workers.Task {
+  private final class Attention implements ThreadTeam.Task {
     private final float[][] scores;
     private final AtomicInteger next = new AtomicInteger();
     private int layer;
