@@ -11,8 +11,10 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The hot loops: weight matrix times activations, over F32, F16 or BF16 weights read in place,
- * with float32 accumulation (Vector API).
+ * The hot loops: weight matrix times activations, over F32, F16 or BF16 weights, with float32
+ * accumulation (Vector API). Weights in the model's own memory are read where they are; weights
+ * in a file mapping (an ALIAS load) through a {@link WeightStage}, unless the model was told to
+ * read the mapping directly.
  *
  * <p><b>16-bit weights without a widening shuffle.</b> A vector of {@code LANES} ints holds
  * {@link #BLOCK} = 2 × {@code LANES} 16-bit weights; {@code bits << 16} gives the even ones as
@@ -70,10 +72,25 @@ final class Kernels {
    * {@code out[t * outStride + r] (+)= W[r, :] · x_t} for rows {@code [r0, r1)} and tokens
    * {@code t < n}. {@code x} holds the activations as they are (read for F32 weights), {@code xi}
    * interleaved (read for 16-bit weights); token {@code t} starts at {@code t * inStride} in both.
+   * A {@link Matrix#staged() staged} matrix is read through {@code stage}, a few rows at a time;
+   * others where they are.
    */
   static void multiply(Matrix w, int r0, int r1, float[] x, float[] xi, int inStride, int n,
-      float[] out, int outOffset, int outStride, boolean accumulate) {
-    MemorySegment data = w.data();
+      float[] out, int outStride, boolean accumulate, WeightStage stage) {
+    if (!w.staged()) {
+      multiply(w, w.data(), 0, r0, r1, x, xi, inStride, n, out, outStride, accumulate);
+      return;
+    }
+    int step = stage.rowsPerCopy(w);
+    for (int first = r0; first < r1; first += step) {
+      int end = Math.min(r1, first + step);
+      multiply(w, stage.copy(w, first, end), first, first, end, x, xi, inStride, n, out, outStride, accumulate);
+    }
+  }
+
+  /** {@link #multiply} over rows {@code [r0, r1)} of {@code w}, read from {@code data}, which holds row {@code base} at 0. */
+  private static void multiply(Matrix w, MemorySegment data, int base, int r0, int r1, float[] x,
+      float[] xi, int inStride, int n, float[] out, int outStride, boolean accumulate) {
     int cols = w.cols();
     long rowBytes = w.rowBytes();
     DType dtype = w.dtype();
@@ -82,9 +99,9 @@ final class Kernels {
     int grouped = n - n % 4;
     if (grouped > 0) {
       for (int r = r0; r < r1; r++) {
-        long offset = r * rowBytes;
+        long offset = (r - base) * rowBytes;
         for (int t = 0; t < grouped; t += 4) {
-          int o = outOffset + r + t * outStride;
+          int o = r + t * outStride;
           switch (dtype) {
             case BF16 -> dot4Bf16(data, offset, in, t * inStride, inStride, cols, out, o, outStride, accumulate);
             case F16 -> dot4F16(data, offset, in, t * inStride, inStride, cols, out, o, outStride, accumulate);
@@ -97,15 +114,15 @@ final class Kernels {
     // of the activations, so that the loop issues few instructions per byte of weights.
     for (int t = grouped; t < n; t++) {
       int xo = t * inStride;
-      int o = outOffset + t * outStride;
+      int o = t * outStride;
       int r = r0;
       if (dtype == DType.BF16) {
         for (; r + 4 <= r1; r += 4) {
-          rows4Bf16(data, r * rowBytes, rowBytes, in, xo, cols, out, o + r, accumulate);
+          rows4Bf16(data, (r - base) * rowBytes, rowBytes, in, xo, cols, out, o + r, accumulate);
         }
       }
       for (; r < r1; r++) {
-        long offset = r * rowBytes;
+        long offset = (r - base) * rowBytes;
         float dot = switch (dtype) {
           case BF16 -> dotBf16(data, offset, in, xo, cols);
           case F16 -> dotF16(data, offset, in, xo, cols);

@@ -1,13 +1,15 @@
 package dev.loadstone.llama;
 
+import dev.loadstone.llama.internal.JsonDocument;
+import dev.loadstone.llama.internal.JsonException;
+import dev.loadstone.llama.internal.JsonObject;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
-import java.util.Map;
+import java.util.Objects;
 import java.util.OptionalInt;
 
 /**
@@ -82,224 +84,120 @@ public record LlamaConfig(int hiddenSize, int intermediateSize, int layers, int 
   /**
    * Reads a {@code config.json}: a file, or a model directory holding one.
    *
-   * @throws InvalidModelException if the file is missing, is not JSON, lacks a required field or
-   *     asks for something this implementation does not support (biases, another activation,
-   *     another kind of rotary scaling, another model type)
+   * @throws InvalidModelException if the file is missing, is not JSON (within the limits of
+   *     {@link #parse}), lacks a required field or asks for something this implementation does
+   *     not support (biases, another activation, another kind of rotary scaling, another model
+   *     type); the message names the file and the field
    * @throws IOException if the file cannot be read
    */
   public static LlamaConfig read(Path path) throws IOException {
     Path file = Files.isDirectory(path) ? path.resolve(FILE_NAME) : path;
-    byte[] bytes;
     try {
-      bytes = Files.readAllBytes(file);
+      return fromJson(JsonDocument.read(file));
     } catch (NoSuchFileException e) {
       throw new InvalidModelException(file, "no such file; a model directory needs its config.json");
+    } catch (JsonException e) {
+      throw new InvalidModelException(file, e.reason(), null, e);
     }
-    return parse(file, bytes);
   }
 
-  /** Parses the bytes of a {@code config.json}; {@code file} names it in errors. */
+  /**
+   * Parses the bytes of a {@code config.json}; {@code file} names it in errors. JSON
+   * {@code null} is the same as a missing field (so {@code "rope_scaling": null} is no scaling),
+   * and the document is read under the limits of the module's one JSON reader: at most 64 MiB,
+   * nested at most 64 deep, numbers of at most 64 characters.
+   *
+   * @throws InvalidModelException if the bytes are not one JSON object within those limits, a
+   *     required field is missing, a field has the wrong type, or a setting is not supported;
+   *     the message names the file and the field
+   */
   public static LlamaConfig parse(Path file, byte[] bytes) throws InvalidModelException {
-    Object document;
     try {
-      document = Json.parse(bytes);
-    } catch (IOException e) {
-      throw new InvalidModelException(file, "not valid JSON: " + e.getMessage(), null, e);
+      return fromJson(JsonDocument.parse(file, bytes));
+    } catch (JsonException e) {
+      throw new InvalidModelException(file, e.reason(), null, e);
     }
-    if (!(document instanceof Map<?, ?> map)) {
-      throw new InvalidModelException(file, "is not a JSON object");
-    }
-    Fields fields = new Fields(file, map);
-    String modelType = fields.string("model_type", "llama");
+  }
+
+  private static LlamaConfig fromJson(JsonObject fields) throws JsonException {
+    String modelType = Objects.requireNonNullElse(fields.optString("model_type"), "llama");
     if (!modelType.equals("llama")) {
-      throw new InvalidModelException(file, "model_type is \"" + modelType + "\"; only \"llama\" is supported");
+      throw fields.error("model_type", "\"" + modelType + "\" is not supported (only \"llama\" is)");
     }
-    String activation = fields.string("hidden_act", "silu");
+    String activation = Objects.requireNonNullElse(fields.optString("hidden_act"), "silu");
     if (!activation.equals("silu")) {
-      throw new InvalidModelException(file, "hidden_act is \"" + activation + "\"; only \"silu\" is supported");
+      throw fields.error("hidden_act", "\"" + activation + "\" is not supported (only \"silu\" is)");
     }
     for (String bias : List.of("attention_bias", "mlp_bias")) {
       if (fields.bool(bias, false)) {
-        throw new InvalidModelException(file, bias + " is true; biases are not supported");
+        throw fields.error(bias, "true, but biases are not supported");
       }
     }
-    int hidden = fields.requiredInt("hidden_size");
-    int heads = fields.requiredInt("num_attention_heads");
-    int kvHeads = fields.optionalInt("num_key_value_heads").orElse(heads);
-    OptionalInt headDimField = fields.optionalInt("head_dim");
-    if (headDimField.isEmpty() && hidden % heads != 0) {
-      throw new InvalidModelException(file, "hidden_size " + hidden
-          + " is not a multiple of num_attention_heads " + heads + " and head_dim is not given");
+    int hidden = fields.integer("hidden_size");
+    int heads = fields.integer("num_attention_heads");
+    int kvHeads = fields.integer("num_key_value_heads", heads);
+    OptionalInt headDimField = fields.optInteger("head_dim");
+    if (headDimField.isEmpty() && (heads == 0 || hidden % heads != 0)) {
+      throw fields.error("hidden_size", hidden + " is not a multiple of num_attention_heads "
+          + heads + " and head_dim is not given");
     }
-    int headDim = headDimField.orElse(hidden / heads);
+    int headDim = headDimField.orElseGet(() -> hidden / heads);
 
     // Rotary settings: rope_parameters (newer transformers) or rope_theta + rope_scaling.
     double theta = fields.number("rope_theta", 10000.0);
-    Map<?, ?> rope = fields.object("rope_parameters");
-    String ropeField = "rope_parameters";
+    JsonObject rope = fields.optObject("rope_parameters");
     if (rope != null) {
-      theta = new Fields(file, rope, ropeField).number("rope_theta", theta);
+      theta = rope.number("rope_theta", theta);
     } else {
-      rope = fields.object("rope_scaling");
-      ropeField = "rope_scaling";
+      rope = fields.optObject("rope_scaling");
     }
-    RopeScaling scaling = rope == null ? new RopeScaling.None() : scaling(new Fields(file, rope, ropeField));
+    RopeScaling scaling = rope == null ? new RopeScaling.None() : scaling(rope);
 
     try {
-      return new LlamaConfig(hidden, fields.requiredInt("intermediate_size"),
-          fields.requiredInt("num_hidden_layers"), heads, kvHeads, headDim,
-          fields.requiredInt("vocab_size"), fields.number("rms_norm_eps", 1e-6), theta, scaling,
+      return new LlamaConfig(hidden, fields.integer("intermediate_size"),
+          fields.integer("num_hidden_layers"), heads, kvHeads, headDim,
+          fields.integer("vocab_size"), fields.number("rms_norm_eps", 1e-6), theta, scaling,
           fields.bool("tie_word_embeddings", false),
-          fields.optionalInt("max_position_embeddings").orElse(2048),
-          fields.optionalInt("bos_token_id"), fields.intList("eos_token_id"));
+          fields.integer("max_position_embeddings", 2048),
+          fields.optInteger("bos_token_id"), ids(fields, "eos_token_id"));
     } catch (IllegalArgumentException e) {
-      throw new InvalidModelException(file, e.getMessage());
+      throw fields.error(null, e.getMessage());
     }
   }
 
-  private static RopeScaling scaling(Fields rope) throws InvalidModelException {
-    String type = rope.string("rope_type", null);
-    if (type == null) {
-      type = rope.string("type", "default");
-    }
+  private static RopeScaling scaling(JsonObject rope) throws JsonException {
+    String typeKey = rope.has("rope_type") ? "rope_type" : "type";
+    String type = Objects.requireNonNullElse(rope.optString(typeKey), "default");
     return switch (type) {
       case "default" -> new RopeScaling.None();
-      case "linear" -> new RopeScaling.Linear(rope.requiredNumber("factor"));
+      case "linear" -> new RopeScaling.Linear(rope.number("factor"));
       case "llama3" -> {
-        RopeScaling.Llama3 llama3 = new RopeScaling.Llama3(rope.requiredNumber("factor"),
-            rope.requiredNumber("low_freq_factor"), rope.requiredNumber("high_freq_factor"),
-            rope.requiredInt("original_max_position_embeddings"));
+        RopeScaling.Llama3 llama3 = new RopeScaling.Llama3(rope.number("factor"),
+            rope.number("low_freq_factor"), rope.number("high_freq_factor"),
+            rope.integer("original_max_position_embeddings"));
         if (!(llama3.highFreqFactor() > llama3.lowFreqFactor())) {
-          throw rope.invalid("high_freq_factor must exceed low_freq_factor");
+          throw rope.error("high_freq_factor", "must exceed low_freq_factor");
         }
         yield llama3;
       }
-      default -> throw rope.invalid("rope_type \"" + type
+      default -> throw rope.error(typeKey, "\"" + type
           + "\" is not supported (default, linear and llama3 are)");
     };
   }
 
-  /** Typed access to the fields of one JSON object, with errors that name the field. */
-  private static final class Fields {
-    private final Path file;
-    private final Map<?, ?> map;
-    private final String prefix;
-
-    Fields(Path file, Map<?, ?> map) {
-      this(file, map, null);
+  /** Field {@code key}: one id or an array of them, none if absent. */
+  private static List<Integer> ids(JsonObject fields, String key) throws JsonException {
+    Object value = fields.get(key);
+    if (value == null) {
+      return List.of();
     }
-
-    Fields(Path file, Map<?, ?> map, String prefix) {
-      this.file = file;
-      this.map = map;
-      this.prefix = prefix;
+    if (!(value instanceof List<?> list)) {
+      return List.of(fields.toInt(value, fields.pathOf(key)));
     }
-
-    private String name(String key) {
-      return prefix == null ? key : prefix + "." + key;
+    List<Integer> ids = new ArrayList<>();
+    for (int i = 0; i < list.size(); i++) {
+      ids.add(fields.toInt(list.get(i), fields.pathOf(key) + "[" + i + "]"));
     }
-
-    InvalidModelException invalid(String message) {
-      return new InvalidModelException(file, (prefix == null ? "" : prefix + ": ") + message);
-    }
-
-    private Object present(String key) {
-      Object value = map.get(key);
-      return value == null || value == Json.NULL ? null : value;
-    }
-
-    String string(String key, String fallback) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return fallback;
-      }
-      if (!(value instanceof String text)) {
-        throw new InvalidModelException(file, name(key) + " must be a string, not " + value);
-      }
-      return text;
-    }
-
-    boolean bool(String key, boolean fallback) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return fallback;
-      }
-      if (!(value instanceof Boolean flag)) {
-        throw new InvalidModelException(file, name(key) + " must be true or false, not " + value);
-      }
-      return flag;
-    }
-
-    Map<?, ?> object(String key) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return null;
-      }
-      if (!(value instanceof Map<?, ?> object)) {
-        throw new InvalidModelException(file, name(key) + " must be an object or null, not " + value);
-      }
-      return object;
-    }
-
-    double number(String key, double fallback) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return fallback;
-      }
-      if (!(value instanceof Number number) || !Double.isFinite(number.doubleValue())) {
-        throw new InvalidModelException(file, name(key) + " must be a finite number, not " + value);
-      }
-      return number.doubleValue();
-    }
-
-    double requiredNumber(String key) throws InvalidModelException {
-      if (present(key) == null) {
-        throw new InvalidModelException(file, "the field " + name(key) + " is missing");
-      }
-      return number(key, 0);
-    }
-
-    OptionalInt optionalInt(String key) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return OptionalInt.empty();
-      }
-      return OptionalInt.of(toInt(key, value));
-    }
-
-    int requiredInt(String key) throws InvalidModelException {
-      OptionalInt value = optionalInt(key);
-      if (value.isEmpty()) {
-        throw new InvalidModelException(file, "the field " + name(key) + " is missing");
-      }
-      return value.getAsInt();
-    }
-
-    List<Integer> intList(String key) throws InvalidModelException {
-      Object value = present(key);
-      if (value == null) {
-        return List.of();
-      }
-      List<Integer> ids = new ArrayList<>();
-      if (value instanceof List<?> list) {
-        for (Object item : list) {
-          ids.add(toInt(key, item));
-        }
-      } else {
-        ids.add(toInt(key, value));
-      }
-      return ids;
-    }
-
-    private int toInt(String key, Object value) throws InvalidModelException {
-      if (value instanceof Number number) {
-        double d = number.doubleValue();
-        if (d == Math.rint(d) && d >= 0 && d <= Integer.MAX_VALUE) {
-          return (int) d;
-        }
-      }
-      throw new InvalidModelException(file, name(key) + " must be a non-negative integer, not "
-          + String.valueOf(value).toLowerCase(Locale.ROOT));
-    }
+    return ids;
   }
 }

@@ -6,10 +6,12 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * A row-major weight matrix {@code [rows, cols]} in F32, F16 or BF16, read where it lies (a
- * mapped checkpoint, or a variable's own memory).
+ * A row-major weight matrix {@code [rows, cols]} in F32, F16 or BF16: a mapped checkpoint's bytes
+ * (ALIAS load) or a variable's own memory. A {@code staged} matrix is read only through a
+ * {@link WeightStage}, never by vector code: every matrix in a file mapping, unless the model was
+ * told to read the mapping directly.
  */
-record Matrix(String name, MemorySegment data, DType dtype, int rows, int cols) {
+record Matrix(String name, MemorySegment data, DType dtype, int rows, int cols, boolean staged) {
   private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -27,20 +29,24 @@ record Matrix(String name, MemorySegment data, DType dtype, int rows, int cols) 
     return (long) cols * (dtype.bits() / 8);
   }
 
-  /** Element {@code [row, col]} as float32. */
-  float get(int row, int col) {
-    long index = (long) row * cols + col;
-    return switch (dtype) {
-      case F32 -> data.get(FLOAT, 4 * index);
-      case BF16 -> Float.intBitsToFloat((data.get(SHORT, 2 * index) & 0xFFFF) << 16);
-      default -> Float.float16ToFloat(data.get(SHORT, 2 * index));
-    };
-  }
-
-  /** Copies row {@code row} as float32 into {@code out[offset, offset + cols)}. */
-  void row(int row, float[] out, int offset) {
+  /**
+   * Copies row {@code row} as float32 into {@code out[offset, offset + cols)}, through
+   * {@code stage} if the matrix is staged.
+   */
+  void row(int row, float[] out, int offset, WeightStage stage) {
+    MemorySegment source = data;
+    long at = row * rowBytes();
+    if (staged) {
+      source = stage.copy(this, row, row + 1);
+      at = 0;
+    }
     for (int c = 0; c < cols; c++) {
-      out[offset + c] = get(row, c);
+      long element = at + (long) c * (dtype.bits() / 8);
+      out[offset + c] = switch (dtype) {
+        case F32 -> source.get(FLOAT, element);
+        case BF16 -> Float.intBitsToFloat((source.get(SHORT, element) & 0xFFFF) << 16);
+        default -> Float.float16ToFloat(source.get(SHORT, element));
+      };
     }
   }
 }

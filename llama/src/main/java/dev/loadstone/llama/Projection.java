@@ -5,12 +5,12 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * One or more matrices applied to the same activations, as one task for the {@link Workers}:
+ * One or more matrices applied to the same activations, as one task for the {@link ThreadTeam}:
  * their rows are cut into chunks that the members take in turn, so both the work and the
  * reading of memory are shared out evenly. Built once per session; {@link #prepare} sets the
  * number of tokens before each run.
  */
-final class Projection implements Workers.Task {
+final class Projection implements ThreadTeam.Task {
   /** A matrix and where its products go: {@code out[t * outStride + row]}, set or added. */
   record Part(Matrix matrix, float[] out, int outStride, boolean accumulate) {}
 
@@ -24,15 +24,18 @@ final class Projection implements Workers.Task {
   private final float[] x;
   private final float[] xi;
   private final int inStride;
+  private final WeightStage[] stages;
   private final AtomicInteger next = new AtomicInteger();
   private int tokens;
 
-  Projection(List<Part> parts, float[] x, float[] xi, int inStride, int threads) {
+  /** {@code stages}: one per member of the team, for weights in a file mapping. */
+  Projection(List<Part> parts, float[] x, float[] xi, int inStride, WeightStage[] stages) {
     this.parts = parts.toArray(Part[]::new);
     this.x = x;
     this.xi = xi;
     this.inStride = inStride;
-    List<int[]> chunks = chunks(parts.stream().map(Part::matrix).toList(), threads);
+    this.stages = stages;
+    List<int[]> chunks = chunks(parts.stream().map(Part::matrix).toList(), stages.length);
     chunkPart = new int[chunks.size()];
     chunkStart = new int[chunks.size()];
     chunkEnd = new int[chunks.size()];
@@ -76,7 +79,7 @@ final class Projection implements Workers.Task {
     while ((c = next.getAndIncrement()) < count) {
       Part part = parts[chunkPart[c]];
       Kernels.multiply(part.matrix(), chunkStart[c], chunkEnd[c], x, xi, inStride, n,
-          part.out(), 0, part.outStride(), part.accumulate());
+          part.out(), part.outStride(), part.accumulate(), stages[member]);
     }
   }
 }

@@ -42,12 +42,12 @@ public final class ReadBandwidth {
     double best = 0;
     // The buffer is a variable of a VarStore, allocated as the store allocates a model's
     // memory (its own mapping, transparent huge pages requested where the OS offers them).
-    try (VarStore store = new VarStore(); Workers workers = new Workers(threads)) {
+    try (VarStore store = new VarStore(); ThreadTeam team = new ThreadTeam(threads)) {
       MemorySegment buffer = store.root().zeros("buffer", DType.U8, size).segment();
       buffer.fill((byte) 1);
       AtomicInteger next = new AtomicInteger();
       long[] sums = new long[threads];
-      Workers.Task pass = member -> {
+      ThreadTeam.Task pass = member -> {
         long sum = 0;
         int c;
         while ((c = next.getAndIncrement()) < chunks) {
@@ -58,7 +58,7 @@ public final class ReadBandwidth {
       for (int i = 0; i <= passes; i++) {
         next.set(0);
         long start = System.nanoTime();
-        workers.run(pass);
+        team.run(pass);
         long nanos = System.nanoTime() - start;
         if (i > 0) {   // the first pass warms up the code
           best = Math.max(best, size / (nanos / 1e9));

@@ -1,5 +1,6 @@
 package dev.loadstone.llama;
 
+import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -26,7 +27,7 @@ public final class Session {
 
   private final LlamaModel model;
   private final LlamaConfig config;
-  private final Workers workers;
+  private final ThreadTeam team;
   private final int capacity;
   private final int batch;
   private int length;
@@ -50,6 +51,8 @@ public final class Session {
   private final float[][] keys;
   private final float[][] values;
 
+  /** Each member's buffer for reading weights that lie in a file mapping. */
+  private final WeightStage[] stages;
   private final Projection[] qkv;
   private final Projection[] output;
   private final FeedForward[] feedForward;
@@ -60,7 +63,7 @@ public final class Session {
   Session(LlamaModel model, int capacity) {
     this.model = model;
     this.config = model.config();
-    this.workers = model.workers();
+    this.team = model.team();
     if (capacity < 1) {
       throw new IllegalArgumentException("capacity must be at least 1, not " + capacity);
     }
@@ -91,7 +94,12 @@ public final class Session {
     keys = new float[config.layers()][capacity * kvDim];
     values = new float[config.layers()][capacity * kvDim];
 
-    int threads = workers.size();
+    int threads = team.size();
+    stages = new WeightStage[threads];
+    long stageBytes = WeightStage.bytesFor(model.matrices());
+    for (int i = 0; i < threads; i++) {
+      stages[i] = new WeightStage(stageBytes);
+    }
     List<Layer> layers = model.layers();
     qkv = new Projection[layers.size()];
     output = new Projection[layers.size()];
@@ -102,12 +110,12 @@ public final class Session {
       qkv[i] = new Projection(List.of(
           new Projection.Part(layer.q(), q, qDim, false),
           new Projection.Part(layer.k(), k, kvDim, false),
-          new Projection.Part(layer.v(), v, kvDim, false)), xn, xni, hidden, threads);
-      output[i] = new Projection(List.of(new Projection.Part(layer.o(), x, hidden, true)), att, atti, qDim, threads);
+          new Projection.Part(layer.v(), v, kvDim, false)), xn, xni, hidden, stages);
+      output[i] = new Projection(List.of(new Projection.Part(layer.o(), x, hidden, true)), att, atti, qDim, stages);
       feedForward[i] = new FeedForward(layer.gate(), layer.up(), threads);
-      down[i] = new Projection(List.of(new Projection.Part(layer.down(), x, hidden, true)), h, hi, inter, threads);
+      down[i] = new Projection(List.of(new Projection.Part(layer.down(), x, hidden, true)), h, hi, inter, stages);
     }
-    head = new Projection(List.of(new Projection.Part(model.lmHead(), logits, 0, false)), xn, xni, hidden, threads);
+    head = new Projection(List.of(new Projection.Part(model.lmHead(), logits, 0, false)), xn, xni, hidden, stages);
     attention = new Attention(threads);
   }
 
@@ -133,6 +141,9 @@ public final class Session {
    *     overwritten by the next call
    * @throws IllegalArgumentException if a token is out of the vocabulary, {@code position} is
    *     beyond {@link #length()}, or the tokens would not fit in {@link #capacity()}
+   * @throws UncheckedIOException if the model reads its weights in place (an ALIAS load) and a
+   *     weights file was truncated, or its storage failed, while the model was open; the message
+   *     names the file. The model cannot run on: close it
    */
   public float[] forward(int[] tokens, int position) {
     Objects.requireNonNull(tokens, "tokens");
@@ -151,11 +162,15 @@ public final class Session {
         throw new IllegalArgumentException("token " + token + " is outside the vocabulary [0, " + config.vocabSize() + ")");
       }
     }
-    synchronized (workers) {
+    synchronized (team) {
       model.requireOpen();
-      for (int start = 0; start < tokens.length; start += batch) {
-        int n = Math.min(batch, tokens.length - start);
-        pass(tokens, start, n, position + start, start + n == tokens.length);
+      try {
+        for (int start = 0; start < tokens.length; start += batch) {
+          int n = Math.min(batch, tokens.length - start);
+          pass(tokens, start, n, position + start, start + n == tokens.length);
+        }
+      } catch (InternalError e) {
+        throw model.unreadableWeights(e);
       }
       length = position + tokens.length;
       return logits;
@@ -170,7 +185,7 @@ public final class Session {
     float eps = (float) config.rmsNormEps();
     Matrix embed = model.embedding();
     for (int t = 0; t < n; t++) {
-      embed.row(tokens[from + t], x, t * hidden);
+      embed.row(tokens[from + t], x, t * hidden, stages[0]);   // the caller is member 0
     }
     rotaryTables(n, position);
     List<Layer> layers = model.layers();
@@ -178,7 +193,7 @@ public final class Session {
       Layer layer = layers.get(l);
       normalize(layer.inputNorm(), eps, n);
       qkv[l].prepare(n);
-      workers.run(qkv[l]);
+      team.run(qkv[l]);
       for (int t = 0; t < n; t++) {
         rotate(q, t * qDim, config.heads(), t);
         rotate(k, t * kvDim, config.kvHeads(), t);
@@ -189,22 +204,22 @@ public final class Session {
       if ((long) n * (position + n) * config.queryDim() < INLINE_ATTENTION) {
         attention.run(0);   // a decode step's attention: less work than handing it out
       } else {
-        workers.run(attention);
+        team.run(attention);
       }
       output[l].prepare(n);
-      workers.run(output[l]);
+      team.run(output[l]);
       normalize(layer.postAttentionNorm(), eps, n);
       feedForward[l].prepare(n);
-      workers.run(feedForward[l]);
+      team.run(feedForward[l]);
       down[l].prepare(n);
-      workers.run(down[l]);
+      team.run(down[l]);
     }
     if (last) {
       // Only the last position's logits are wanted: normalize it into row 0 and project.
       Kernels.rmsNorm(x, (n - 1) * hidden, model.finalNorm(), eps, xn, 0, hidden);
       Kernels.interleave(xn, 0, xni, 0, hidden);
       head.prepare(1);
-      workers.run(head);
+      team.run(head);
     }
   }
 
@@ -250,7 +265,7 @@ public final class Session {
   }
 
   /** SwiGLU: {@code h = silu(x Wgate) * (x Wup)}, both matrices in the same chunks of rows. */
-  private final class FeedForward implements Workers.Task {
+  private final class FeedForward implements ThreadTeam.Task {
     private final Matrix gateMatrix;
     private final Matrix upMatrix;
     private final int[] chunkStart;
@@ -280,8 +295,8 @@ public final class Session {
       while ((c = next.getAndIncrement()) < chunkStart.length) {
         int r0 = chunkStart[c];
         int r1 = chunkEnd[c];
-        Kernels.multiply(gateMatrix, r0, r1, xn, xni, hidden, n, gate, 0, inter, false);
-        Kernels.multiply(upMatrix, r0, r1, xn, xni, hidden, n, up, 0, inter, false);
+        Kernels.multiply(gateMatrix, r0, r1, xn, xni, hidden, n, gate, inter, false, stages[member]);
+        Kernels.multiply(upMatrix, r0, r1, xn, xni, hidden, n, up, inter, false, stages[member]);
         for (int t = 0; t < n; t++) {
           int row = t * inter;
           for (int r = r0; r < r1; r++) {
@@ -296,7 +311,7 @@ public final class Session {
   }
 
   /** Causal grouped-query attention over the KV cache, one (token, head) pair at a time. */
-  private final class Attention implements Workers.Task {
+  private final class Attention implements ThreadTeam.Task {
     private final float[][] scores;
     private final AtomicInteger next = new AtomicInteger();
     private int layer;

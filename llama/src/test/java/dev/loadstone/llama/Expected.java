@@ -1,5 +1,6 @@
 package dev.loadstone.llama;
 
+import dev.loadstone.llama.internal.JsonDocument;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,7 +16,7 @@ final class Expected {
   }
 
   static Expected read(Path file) throws IOException {
-    return new Expected((Map<?, ?>) Json.parse(Files.readAllBytes(file)));
+    return new Expected(JsonDocument.read(file).map());
   }
 
   /** A list of these as its own items. */

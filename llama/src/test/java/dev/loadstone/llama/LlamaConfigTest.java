@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class LlamaConfigTest {
   static final String SHAPE = """
@@ -61,6 +63,39 @@ class LlamaConfigTest {
     assertEquals(new RopeScaling.Linear(2), parse(SHAPE + ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}").ropeScaling());
   }
 
+  /** Hugging Face writes null for "not set": every field that is null takes its default. */
+  @Test
+  void aNullFieldIsAMissingOne() throws Exception {
+    LlamaConfig config = parse(SHAPE + """
+        , "num_key_value_heads": null, "head_dim": null, "rope_theta": null, "rope_scaling": null,
+        "rms_norm_eps": null, "tie_word_embeddings": null, "max_position_embeddings": null,
+        "bos_token_id": null, "eos_token_id": null, "model_type": null, "hidden_act": null,
+        "attention_bias": null""");
+    assertEquals(parse(SHAPE), config);
+    InvalidModelException e = assertThrows(InvalidModelException.class,
+        () -> parse(SHAPE.replace("\"vocab_size\": 100", "\"vocab_size\": null")));
+    assertEquals("config.json: vocab_size: missing integer", e.getMessage());
+    // In a list, null is not an id.
+    e = assertThrows(InvalidModelException.class, () -> parse(SHAPE + ", \"eos_token_id\": [2, null]"));
+    assertEquals("config.json: eos_token_id[1]: expected an integer from 0 to 2147483647, found null", e.getMessage());
+  }
+
+  @Test
+  void theJsonReadersLimitsHoldAndAreNamed(@TempDir Path dir) throws Exception {
+    String deep = SHAPE + ", \"extra\": " + "[".repeat(64) + "]".repeat(64);
+    InvalidModelException e = assertThrows(InvalidModelException.class, () -> parse(deep));
+    assertTrue(e.getMessage().startsWith("config.json: over a limit of the JSON reader: "), e.getMessage());
+    assertTrue(e.getMessage().contains("nesting depth"), e.getMessage());
+    e = assertThrows(InvalidModelException.class, () -> parse(SHAPE + ", \"rope_theta\": 1" + "0".repeat(64)));
+    assertTrue(e.getMessage().contains("Number value length"), e.getMessage());
+    // Read from a file, too (and the file is named).
+    Path file = dir.resolve(LlamaConfig.FILE_NAME);
+    Files.writeString(file, "{" + deep + "}");
+    e = assertThrows(InvalidModelException.class, () -> LlamaConfig.read(dir));
+    assertEquals(file, e.file());
+    assertTrue(e.getMessage().startsWith(file + ": over a limit of the JSON reader: "), e.getMessage());
+  }
+
   /** Llama 3.1's published inverse frequencies at a few indices (head dim 128, theta 500000). */
   @Test
   void llama3ScalingMatchesTransformers() {
@@ -102,7 +137,10 @@ class LlamaConfigTest {
       assertTrue(e.getMessage().contains(c[1]), e.getMessage());
       assertTrue(e.getMessage().startsWith("config.json: "), e.getMessage());
     }
-    assertThrows(InvalidModelException.class, () -> LlamaConfig.parse(Path.of("c"), "[1]".getBytes(StandardCharsets.UTF_8)));
-    assertThrows(InvalidModelException.class, () -> LlamaConfig.parse(Path.of("c"), "{".getBytes(StandardCharsets.UTF_8)));
+    assertEquals("c: not a JSON object", assertThrows(InvalidModelException.class,
+        () -> LlamaConfig.parse(Path.of("c"), "[1]".getBytes(StandardCharsets.UTF_8))).getMessage());
+    assertTrue(assertThrows(InvalidModelException.class,
+        () -> LlamaConfig.parse(Path.of("c"), "{".getBytes(StandardCharsets.UTF_8))).getMessage()
+        .startsWith("c: invalid JSON: "));
   }
 }

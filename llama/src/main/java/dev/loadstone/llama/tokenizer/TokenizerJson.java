@@ -1,7 +1,9 @@
 package dev.loadstone.llama.tokenizer;
 
+import dev.loadstone.llama.internal.JsonDocument;
+import dev.loadstone.llama.internal.JsonException;
+import dev.loadstone.llama.internal.JsonObject;
 import dev.loadstone.llama.tokenizer.AddedVocabulary.AddedToken;
-import dev.loadstone.llama.tokenizer.Json.Obj;
 import dev.loadstone.llama.tokenizer.PreTokenizer.Behavior;
 import dev.loadstone.llama.tokenizer.PreTokenizer.Metaspace.PrependScheme;
 import java.io.IOException;
@@ -35,19 +37,29 @@ final class TokenizerJson {
     this.file = file;
   }
 
+  /**
+   * Reads {@code file} and the {@code tokenizer_config.json} beside it.
+   *
+   * @throws TokenizerException naming the file and the JSON path, if either breaks the format
+   *     or needs what is not implemented
+   */
   static Tokenizer read(Path file) throws IOException {
-    return new TokenizerJson(file).tokenizer(Json.readObject(file));
+    try {
+      return new TokenizerJson(file).tokenizer(JsonDocument.read(file));
+    } catch (JsonException e) {
+      throw new TokenizerException(e.file(), e.reason(), e);
+    }
   }
 
-  private Tokenizer tokenizer(Obj root) throws IOException {
-    Obj modelJson = root.object("model");
+  private Tokenizer tokenizer(JsonObject root) throws IOException {
+    JsonObject modelJson = root.object("model");
     Map<String, Integer> vocab = vocab(modelJson);
     Bpe model = new Bpe(vocab, merges(modelJson, vocab), options(modelJson, vocab));
     ids.putAll(vocab);
 
     List<AddedToken> added = new ArrayList<>();
     if (root.has("added_tokens")) {
-      for (Obj token : root.objects("added_tokens")) {
+      for (JsonObject token : root.objects("added_tokens")) {
         added.add(new AddedToken(token.integer("id"), token.string("content"),
             token.bool("special", false), token.bool("single_word", false),
             token.bool("lstrip", false), token.bool("rstrip", false),
@@ -84,7 +96,7 @@ final class TokenizerJson {
     OptionalInt eos = suffix.length == 1 ? OptionalInt.of(suffix[0]) : OptionalInt.empty();
     Path configFile = file.resolveSibling("tokenizer_config.json");
     if (Files.isRegularFile(configFile)) {
-      Obj config = Json.readObject(configFile);
+      JsonObject config = JsonDocument.read(configFile);
       OptionalInt configBos = specialToken(config, "bos_token");
       OptionalInt configEos = specialToken(config, "eos_token");
       bos = configBos.isPresent() ? configBos : bos;
@@ -105,7 +117,7 @@ final class TokenizerJson {
 
   // ---- model ----
 
-  private Map<String, Integer> vocab(Obj model) throws TokenizerException {
+  private Map<String, Integer> vocab(JsonObject model) throws JsonException {
     String type = model.optString("type");
     if (type == null && !model.has("merges")) {
       // Old files leave the type out; of the models, only BPE has merges.
@@ -117,7 +129,7 @@ final class TokenizerJson {
     if (model.get("dropout") instanceof Number dropout && dropout.doubleValue() > 0) {
       throw model.error("dropout", "BPE dropout is not supported (it makes encoding random)");
     }
-    Obj vocabJson = model.object("vocab");
+    JsonObject vocabJson = model.object("vocab");
     Map<String, Integer> vocab = new HashMap<>(vocabJson.map().size() * 2);
     for (Map.Entry<String, Object> entry : vocabJson.map().entrySet()) {
       vocab.put(entry.getKey(),
@@ -126,7 +138,7 @@ final class TokenizerJson {
     return vocab;
   }
 
-  private Bpe.Options options(Obj model, Map<String, Integer> vocab) throws TokenizerException {
+  private Bpe.Options options(JsonObject model, Map<String, Integer> vocab) throws JsonException {
     String unk = model.optString("unk_token");
     if (unk != null && !vocab.containsKey(unk)) {
       throw model.error("unk_token", "\"" + unk + "\" is not in the vocabulary");
@@ -137,7 +149,7 @@ final class TokenizerJson {
   }
 
   /** The merges as {@code {left, right, merged}} ids, in rank order. */
-  private int[][] merges(Obj model, Map<String, Integer> vocab) throws TokenizerException {
+  private int[][] merges(JsonObject model, Map<String, Integer> vocab) throws JsonException {
     List<Object> list = model.has("merges") ? model.array("merges") : List.of();
     String prefix = model.optString("continuing_subword_prefix");
     int[][] merges = new int[list.size()][];
@@ -154,7 +166,7 @@ final class TokenizerJson {
         left = a;
         right = b;
       } else {
-        throw new TokenizerException(file, mergePath(model, r)
+        throw new JsonException(file, mergePath(model, r)
             + ": a merge is a string \"left right\" or a pair [\"left\", \"right\"]");
       }
       String merged = left + (prefix != null && right.startsWith(prefix)
@@ -164,7 +176,7 @@ final class TokenizerJson {
       Integer m = vocab.get(merged);
       if (a == null || b == null || m == null) {
         String missing = a == null ? left : b == null ? right : merged;
-        throw new TokenizerException(file, mergePath(model, r) + ": \"" + missing
+        throw new JsonException(file, mergePath(model, r) + ": \"" + missing
             + "\" is not in the vocabulary");
       }
       merges[r] = new int[] {a, b, m};
@@ -172,18 +184,18 @@ final class TokenizerJson {
     return merges;
   }
 
-  private static String mergePath(Obj model, int rank) {
+  private static String mergePath(JsonObject model, int rank) {
     return model.pathOf("merges") + "[" + rank + "]";
   }
 
   // ---- normalizer, pre-tokenizer, decoder, post-processor ----
 
-  private Normalizer normalizer(Obj json) throws TokenizerException {
+  private Normalizer normalizer(JsonObject json) throws JsonException {
     String type = json.string("type");
     return switch (type) {
       case "Sequence" -> {
         List<Normalizer> list = new ArrayList<>();
-        for (Obj item : json.objects("normalizers")) {
+        for (JsonObject item : json.objects("normalizers")) {
           list.add(normalizer(item));
         }
         yield new Normalizer.Sequence(List.copyOf(list));
@@ -198,12 +210,12 @@ final class TokenizerJson {
     };
   }
 
-  private PreTokenizer preTokenizer(Obj json) throws TokenizerException {
+  private PreTokenizer preTokenizer(JsonObject json) throws JsonException {
     String type = json.string("type");
     return switch (type) {
       case "Sequence" -> {
         List<PreTokenizer> list = new ArrayList<>();
-        for (Obj item : json.objects("pretokenizers")) {
+        for (JsonObject item : json.objects("pretokenizers")) {
           list.add(preTokenizer(item));
         }
         yield new PreTokenizer.Sequence(List.copyOf(list));
@@ -228,12 +240,12 @@ final class TokenizerJson {
     };
   }
 
-  private Decoder decoder(Obj json) throws TokenizerException {
+  private Decoder decoder(JsonObject json) throws JsonException {
     String type = json.string("type");
     return switch (type) {
       case "Sequence" -> {
         List<Decoder> list = new ArrayList<>();
-        for (Obj item : json.objects("decoders")) {
+        for (JsonObject item : json.objects("decoders")) {
           list.add(decoder(item));
         }
         yield new Decoder.Sequence(List.copyOf(list));
@@ -251,14 +263,14 @@ final class TokenizerJson {
   }
 
   /** The ids the post-processor puts before and after a single text: {@code {prefix, suffix}}. */
-  private int[][] postProcessor(Obj json) throws TokenizerException {
+  private int[][] postProcessor(JsonObject json) throws JsonException {
     String type = json.string("type");
     return switch (type) {
       case "ByteLevel" -> new int[][] {{}, {}}; // adjusts offsets only
       case "Sequence" -> {
         int[] prefix = {};
         int[] suffix = {};
-        for (Obj item : json.objects("processors")) {
+        for (JsonObject item : json.objects("processors")) {
           int[][] inner = postProcessor(item); // each wraps the result of the ones before
           prefix = concat(inner[0], prefix);
           suffix = concat(suffix, inner[1]);
@@ -272,12 +284,12 @@ final class TokenizerJson {
     };
   }
 
-  private int[][] template(Obj json) throws TokenizerException {
-    Obj specialTokens = json.has("special_tokens") ? json.object("special_tokens") : null;
+  private int[][] template(JsonObject json) throws JsonException {
+    JsonObject specialTokens = json.has("special_tokens") ? json.object("special_tokens") : null;
     IntList prefix = new IntList();
     IntList suffix = new IntList();
     boolean sequenceSeen = false;
-    for (Obj piece : json.objects("single")) {
+    for (JsonObject piece : json.objects("single")) {
       if (piece.has("Sequence")) {
         String id = piece.object("Sequence").string("id");
         if (!id.equals("A") || sequenceSeen) {
@@ -286,7 +298,7 @@ final class TokenizerJson {
         sequenceSeen = true;
       } else if (piece.has("SpecialToken")) {
         String name = piece.object("SpecialToken").string("id");
-        Obj entry = specialTokens == null ? null : specialTokens.optObject(name);
+        JsonObject entry = specialTokens == null ? null : specialTokens.optObject(name);
         if (entry == null) {
           throw json.error("special_tokens", "no entry for \"" + name + "\"");
         }
@@ -305,13 +317,13 @@ final class TokenizerJson {
 
   // ---- pieces ----
 
-  private Replace replace(Obj json) throws TokenizerException {
+  private Replace replace(JsonObject json) throws JsonException {
     return new Replace(pattern(json), json.string("content"));
   }
 
   /** A {@code pattern}: {@code {"String": literal}} or {@code {"Regex": expression}}. */
-  private Pattern pattern(Obj json) throws TokenizerException {
-    Obj pattern = json.object("pattern");
+  private Pattern pattern(JsonObject json) throws JsonException {
+    JsonObject pattern = json.object("pattern");
     if (pattern.has("String")) {
       return Pattern.compile(Pattern.quote(pattern.string("String")));
     }
@@ -320,16 +332,16 @@ final class TokenizerJson {
       // Written for Oniguruma, where \s, \d and \w and case folding follow Unicode.
       return Pattern.compile(regex, Pattern.UNICODE_CHARACTER_CLASS);
     } catch (PatternSyntaxException e) {
-      throw new TokenizerException(file, pattern.pathOf("Regex")
+      throw new JsonException(file, pattern.pathOf("Regex")
           + ": regular expression not supported by java.util.regex: " + e.getDescription(), e);
     }
   }
 
-  private char replacement(Obj json) throws TokenizerException {
+  private char replacement(JsonObject json) throws JsonException {
     return json.has("replacement") ? oneChar(json, "replacement") : '\u2581';
   }
 
-  private char oneChar(Obj json, String key) throws TokenizerException {
+  private char oneChar(JsonObject json, String key) throws JsonException {
     String s = json.string(key);
     if (s.length() != 1) {
       throw json.error(key, "expected one character (of the Basic Multilingual Plane)");
@@ -337,7 +349,7 @@ final class TokenizerJson {
     return s.charAt(0);
   }
 
-  private static PrependScheme prependScheme(Obj json) throws TokenizerException {
+  private static PrependScheme prependScheme(JsonObject json) throws JsonException {
     String scheme = json.optString("prepend_scheme");
     if (scheme == null) {
       // Older files: add_prefix_space, true by default.
@@ -352,7 +364,7 @@ final class TokenizerJson {
   }
 
   /** A {@code ["token", id]} pair of Bert/Roberta processing. */
-  private static int pairId(Obj json, String key) throws TokenizerException {
+  private static int pairId(JsonObject json, String key) throws JsonException {
     List<Object> pair = json.array(key);
     if (pair.size() != 2) {
       throw json.error(key, "expected [token, id]");
@@ -361,7 +373,7 @@ final class TokenizerJson {
   }
 
   /** {@code bos_token}/{@code eos_token} of tokenizer_config.json: a string or {@code {content}}. */
-  private OptionalInt specialToken(Obj config, String key) throws TokenizerException {
+  private OptionalInt specialToken(JsonObject config, String key) throws JsonException {
     Object value = config.get(key);
     if (value == null) {
       return OptionalInt.empty();
@@ -374,14 +386,14 @@ final class TokenizerJson {
     return OptionalInt.of(id);
   }
 
-  private static int required(Obj config, String key, OptionalInt id) throws TokenizerException {
+  private static int required(JsonObject config, String key, OptionalInt id) throws JsonException {
     if (id.isEmpty()) {
       throw config.error("add_" + key, "asks for " + key + ", which is not known");
     }
     return id.getAsInt();
   }
 
-  private TokenizerException unsupported(Obj json, String what, String type, String supported) {
+  private JsonException unsupported(JsonObject json, String what, String type, String supported) {
     return json.error("type", what + " type " + type + " is not supported (supported: "
         + supported + ")");
   }

@@ -6,7 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.loadstone.llama.tokenizer.Json.Obj;
+import dev.loadstone.llama.internal.JsonDocument;
+import dev.loadstone.llama.internal.JsonObject;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Arrays;
@@ -23,16 +24,16 @@ import org.junit.jupiter.api.Test;
 class FortuneLlamaTokenizerTest {
   private static final Tokenizer TOKENIZER = TestFiles.load("fortune-llama");
 
-  private static int[] ints(Obj obj, String key) throws IOException {
+  private static int[] ints(JsonObject obj, String key) throws IOException {
     return obj.array(key).stream().mapToInt(v -> ((Long) v).intValue()).toArray();
   }
 
   @Test
   void recordedSamples() throws IOException {
-    List<Obj> samples = Json.readObject(TestFiles.resource("fortune-llama-samples.json"))
+    List<JsonObject> samples = JsonDocument.read(TestFiles.resource("fortune-llama-samples.json"))
         .objects("samples");
     assertEquals(3, samples.size());
-    for (Obj sample : samples) {
+    for (JsonObject sample : samples) {
       String prompt = sample.string("prompt");
       int[] promptIds = ints(sample, "prompt_ids");
       assertArrayEquals(promptIds, TOKENIZER.encode(prompt, true), prompt);

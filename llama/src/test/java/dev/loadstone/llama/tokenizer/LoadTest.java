@@ -148,6 +148,34 @@ class LoadTest {
     assertTrue(got.contains(message), got);
   }
 
+  /** A null component is no component, as tokenizers reads it; so is a null setting in the config. */
+  @Test
+  void nullMeansAbsent() throws IOException {
+    Tokenizer tokenizer = Tokenizer.load(write("tokenizer.json", "{\"normalizer\": null,"
+        + " \"pre_tokenizer\": null, \"decoder\": null, \"post_processor\": null,"
+        + " \"added_tokens\": null, " + BPE_MODEL + "}"));
+    assertArrayEquals(new int[] {2, 0}, tokenizer.encode("aba", true));
+    assertEquals("ab a", tokenizer.decode(new int[] {2, 0}));
+    write("tokenizer_config.json", "{\"bos_token\": null, \"eos_token\": \"<s>\", \"add_bos_token\": null}");
+    Tokenizer configured = Tokenizer.load(dir);
+    assertEquals(OptionalInt.empty(), configured.bosId());
+    assertEquals(OptionalInt.of(3), configured.eosId());
+    assertArrayEquals(new int[] {2}, configured.encode("ab", true));
+  }
+
+  @Test
+  void theJsonReadersLimitsHoldAndNameTheFile() throws IOException {
+    String deep = "\"extra\": " + "[".repeat(64) + "]".repeat(64);
+    String got = failure("{" + deep + ", " + BPE_MODEL + "}").getMessage();
+    assertTrue(got.contains(": over a limit of the JSON reader: "), got);
+    assertTrue(got.contains("nesting depth"), got);
+    write("tokenizer.json", "{" + BPE_MODEL + "}");
+    Path config = write("tokenizer_config.json", "{" + deep + "}");
+    TokenizerException e = assertThrows(TokenizerException.class, () -> Tokenizer.load(dir));
+    assertEquals(config, e.file().orElseThrow());
+    assertTrue(e.getMessage().startsWith(config + ": over a limit of the JSON reader: "), e.getMessage());
+  }
+
   @Test
   void missingFile() {
     assertThrows(NoSuchFileException.class, () -> Tokenizer.load(dir.resolve("none.json")));

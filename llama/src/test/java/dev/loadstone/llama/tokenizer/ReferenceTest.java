@@ -3,7 +3,8 @@ package dev.loadstone.llama.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.loadstone.llama.tokenizer.Json.Obj;
+import dev.loadstone.llama.internal.JsonDocument;
+import dev.loadstone.llama.internal.JsonObject;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,11 +30,11 @@ import org.junit.jupiter.params.provider.ValueSource;
  * each step (sequences where it fails are left out).
  */
 class ReferenceTest {
-  private static Obj reference(String name) throws IOException {
-    return Json.readObject(TestFiles.resource(name + "-reference.json"));
+  private static JsonObject reference(String name) throws IOException {
+    return JsonDocument.read(TestFiles.resource(name + "-reference.json"));
   }
 
-  private static int[] ints(Obj obj, String key) throws IOException {
+  private static int[] ints(JsonObject obj, String key) throws IOException {
     List<Object> list = obj.array(key);
     int[] out = new int[list.size()];
     for (int i = 0; i < out.length; i++) {
@@ -53,11 +54,11 @@ class ReferenceTest {
   @ValueSource(strings = {"fortune-llama", "llama3-style", "llama2-style", "llama2-metaspace"})
   void encodeAsReference(String name) throws IOException {
     Tokenizer tokenizer = TestFiles.load(name);
-    Obj reference = reference(name);
+    JsonObject reference = reference(name);
     assertEquals(reference.integer("vocab_size"), tokenizer.vocabSize());
     List<String> failures = new ArrayList<>();
-    List<Obj> cases = reference.objects("encode");
-    for (Obj c : cases) {
+    List<JsonObject> cases = reference.objects("encode");
+    for (JsonObject c : cases) {
       String text = c.string("text");
       int[] ids = tokenizer.encode(text);
       if (!Arrays.equals(ints(c, "ids"), ids)) {
@@ -79,7 +80,7 @@ class ReferenceTest {
   void decodeAsReference(String name) throws IOException {
     Tokenizer tokenizer = TestFiles.load(name);
     List<String> failures = new ArrayList<>();
-    for (Obj c : reference(name).objects("decode")) {
+    for (JsonObject c : reference(name).objects("decode")) {
       int[] ids = ints(c, "ids");
       String text = tokenizer.decode(ids);
       String skipped = tokenizer.decode(ids, true);
@@ -96,7 +97,7 @@ class ReferenceTest {
   void streamAsReference(String name) throws IOException {
     Tokenizer tokenizer = TestFiles.load(name);
     List<String> failures = new ArrayList<>();
-    for (Obj c : reference(name).objects("stream")) {
+    for (JsonObject c : reference(name).objects("stream")) {
       int[] ids = ints(c, "ids");
       StreamingDecoder decoder = tokenizer.streamingDecoder(c.bool("skip_special", false));
       List<String> steps = new ArrayList<>();

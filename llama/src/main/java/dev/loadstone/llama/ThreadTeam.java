@@ -10,11 +10,11 @@ import java.util.concurrent.locks.LockSupport;
  * dispatches about five tasks per layer, a few microseconds apart) and then park, so an idle
  * model costs no CPU.
  *
- * <p>A task splits its own work, usually by taking chunks from a shared counter (see
- * {@link Chunks}), so a member that falls behind (another process on its core) is made up for by
- * the others.
+ * <p>A task splits its own work, usually by taking chunks from a shared counter (as
+ * {@link Projection} does), so a member that falls behind (another process on its core) is made
+ * up for by the others.
  */
-final class Workers implements AutoCloseable {
+final class ThreadTeam implements AutoCloseable {
   /** Work for every member of the team. */
   interface Task {
     /** Runs the member's share; {@code member} is in {@code [0, size)}. */
@@ -35,7 +35,7 @@ final class Workers implements AutoCloseable {
   private volatile Throwable failure;
   private volatile boolean closed;
 
-  Workers(int size) {
+  ThreadTeam(int size) {
     if (size < 1) {
       throw new IllegalArgumentException("threads must be at least 1, not " + size);
     }
