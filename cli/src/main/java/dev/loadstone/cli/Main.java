@@ -135,6 +135,11 @@ public final class Main {
     } catch (IOException e) {
       err.println(prefix + describe(e));
       return failed(out, err, debug, e, EXIT_USAGE);
+    } catch (java.io.UncheckedIOException e) {
+      // An I/O failure surfacing from code that cannot throw IOException (a model whose
+      // weights file was truncated while it ran): the same one line as an IOException.
+      err.println(prefix + describe(e.getCause()));
+      return failed(out, err, debug, e, EXIT_USAGE);
     } catch (Throwable e) {
       // The outermost frame: whatever went wrong, say it in one line.
       err.println(prefix + "unexpected error: " + Text.oneLine(e.toString())

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.loadstone.safetensors.TestSafeTensorsFiles.Spec;
+import dev.loadstone.safetensors.TestSafeTensorsFiles.TestTensor;
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
 import java.lang.foreign.MemorySegment;
@@ -35,9 +35,9 @@ class LargeFileTest {
 
   @Test
   void tensorsBeyondFourGibReadAndSliceCorrectly() throws IOException {
-    Spec head = new Spec("head", DType.F32, 4);
-    Spec big = new Spec("big", DType.U8, ROWS, ROW);
-    Spec tail = new Spec("tail", DType.F32, TAIL.length);
+    TestTensor head = new TestTensor("head", DType.F32, 4);
+    TestTensor big = new TestTensor("big", DType.U8, ROWS, ROW);
+    TestTensor tail = new TestTensor("tail", DType.F32, TAIL.length);
     byte[] prefix = TestSafeTensorsFiles.prefix(List.of(head, big, tail));
     long bigStart = prefix.length + head.byteLength();
     long tailStart = bigStart + big.byteLength();

@@ -19,8 +19,8 @@ final class TestSafeTensorsFiles {
   private TestSafeTensorsFiles() {}
 
   /** A header entry; tensors are laid out in the order given. */
-  record Spec(String name, DType dtype, long... shape) {
-    Spec {
+  record TestTensor(String name, DType dtype, long... shape) {
+    TestTensor {
       if (!name.matches("[A-Za-z0-9._-]+")) {
         throw new IllegalArgumentException("keep test names free of JSON escapes: " + name);
       }
@@ -32,20 +32,20 @@ final class TestSafeTensorsFiles {
   }
 
   /** A header entry with its bytes. */
-  record Tensor(Spec spec, byte[] data) {}
+  record Tensor(TestTensor spec, byte[] data) {}
 
   static Tensor tensor(String name, DType dtype, long[] shape, byte[] data) {
-    return new Tensor(new Spec(name, dtype, shape), data);
+    return new Tensor(new TestTensor(name, dtype, shape), data);
   }
 
   /**
    * The bytes before the data section: the header's length as 8 little-endian bytes, then the
    * JSON header, padded with spaces to a multiple of 8 bytes as the reference writer does.
    */
-  static byte[] prefix(List<Spec> specs) {
+  static byte[] prefix(List<TestTensor> specs) {
     StringBuilder json = new StringBuilder("{");
     long offset = 0;
-    for (Spec spec : specs) {
+    for (TestTensor spec : specs) {
       long end = offset + spec.byteLength();
       String shape = Arrays.stream(spec.shape()).mapToObj(Long::toString).collect(Collectors.joining(","));
       json.append(json.length() > 1 ? "," : "")

@@ -188,13 +188,13 @@ public final class LlamaModel implements AutoCloseable {
     VarStore store = new VarStore();
     ThreadTeam team = null;
     try {
-      List<Spec> specs = specs(config);
+      List<ExpectedWeight> weights = expectedWeights(config);
       LoadMode mode = LoadMode.ALIAS;
       if (options.weightType().isPresent()) {
         mode = LoadMode.COPY;
       } else {
-        for (Spec spec : specs) {
-          Optional<TensorView> tensor = checkpoint.find(spec.name());
+        for (ExpectedWeight weight : weights) {
+          Optional<TensorView> tensor = checkpoint.find(weight.name());
           if (tensor.isPresent() && !READABLE.contains(tensor.get().dtype())) {
             mode = LoadMode.COPY;
           }
@@ -202,10 +202,10 @@ public final class LlamaModel implements AutoCloseable {
       }
       DType copyType = options.weightType().orElse(DType.F32);
       Scope root = store.root();
-      for (Spec spec : specs) {
+      for (ExpectedWeight weight : weights) {
         DType dtype = mode == LoadMode.COPY ? copyType
-            : checkpoint.find(spec.name()).map(TensorView::dtype).orElse(DType.F32);
-        root.zeros(spec.name(), dtype, spec.shape());
+            : checkpoint.find(weight.name()).map(TensorView::dtype).orElse(DType.F32);
+        root.zeros(weight.name(), dtype, weight.shape());
       }
       LoadReport report = store.load(checkpoint, LoadOptions.defaults()
           .withMode(mode).withThreads(options.threads()).partial());
@@ -246,29 +246,29 @@ public final class LlamaModel implements AutoCloseable {
   }
 
   /** A tensor the model needs. */
-  private record Spec(String name, long[] shape) {}
+  private record ExpectedWeight(String name, long[] shape) {}
 
-  private static List<Spec> specs(LlamaConfig c) {
-    List<Spec> specs = new ArrayList<>();
+  private static List<ExpectedWeight> expectedWeights(LlamaConfig c) {
+    List<ExpectedWeight> weights = new ArrayList<>();
     int hidden = c.hiddenSize();
-    specs.add(new Spec("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden}));
+    weights.add(new ExpectedWeight("model.embed_tokens.weight", new long[] {c.vocabSize(), hidden}));
     for (int i = 0; i < c.layers(); i++) {
       String p = "model.layers." + i + ".";
-      specs.add(new Spec(p + "input_layernorm.weight", new long[] {hidden}));
-      specs.add(new Spec(p + "self_attn.q_proj.weight", new long[] {c.queryDim(), hidden}));
-      specs.add(new Spec(p + "self_attn.k_proj.weight", new long[] {c.kvDim(), hidden}));
-      specs.add(new Spec(p + "self_attn.v_proj.weight", new long[] {c.kvDim(), hidden}));
-      specs.add(new Spec(p + "self_attn.o_proj.weight", new long[] {hidden, c.queryDim()}));
-      specs.add(new Spec(p + "post_attention_layernorm.weight", new long[] {hidden}));
-      specs.add(new Spec(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), hidden}));
-      specs.add(new Spec(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), hidden}));
-      specs.add(new Spec(p + "mlp.down_proj.weight", new long[] {hidden, c.intermediateSize()}));
+      weights.add(new ExpectedWeight(p + "input_layernorm.weight", new long[] {hidden}));
+      weights.add(new ExpectedWeight(p + "self_attn.q_proj.weight", new long[] {c.queryDim(), hidden}));
+      weights.add(new ExpectedWeight(p + "self_attn.k_proj.weight", new long[] {c.kvDim(), hidden}));
+      weights.add(new ExpectedWeight(p + "self_attn.v_proj.weight", new long[] {c.kvDim(), hidden}));
+      weights.add(new ExpectedWeight(p + "self_attn.o_proj.weight", new long[] {hidden, c.queryDim()}));
+      weights.add(new ExpectedWeight(p + "post_attention_layernorm.weight", new long[] {hidden}));
+      weights.add(new ExpectedWeight(p + "mlp.gate_proj.weight", new long[] {c.intermediateSize(), hidden}));
+      weights.add(new ExpectedWeight(p + "mlp.up_proj.weight", new long[] {c.intermediateSize(), hidden}));
+      weights.add(new ExpectedWeight(p + "mlp.down_proj.weight", new long[] {hidden, c.intermediateSize()}));
     }
-    specs.add(new Spec("model.norm.weight", new long[] {hidden}));
+    weights.add(new ExpectedWeight("model.norm.weight", new long[] {hidden}));
     if (!c.tieWordEmbeddings()) {
-      specs.add(new Spec("lm_head.weight", new long[] {c.vocabSize(), hidden}));
+      weights.add(new ExpectedWeight("lm_head.weight", new long[] {c.vocabSize(), hidden}));
     }
-    return specs;
+    return weights;
   }
 
   private Matrix matrix(String name, int rows, int cols) {
