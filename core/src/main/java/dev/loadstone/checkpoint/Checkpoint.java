@@ -36,7 +36,7 @@ import java.util.OptionalLong;
  * {@code model.safetensors} if there is one (as {@code transformers} prefers it), otherwise its
  * {@code model.safetensors.index.json}.
  *
- * <p><b>What an index must satisfy</b> (each a {@link SafeTensorsException.Reason}): it is a JSON
+ * <p><b>What an index must satisfy</b> (each a {@link dev.loadstone.safetensors.SafeTensorsException.Reason}): it is a JSON
  * object with a {@code weight_map} object mapping each tensor name to a shard file name; every
  * shard name is a relative path that stays inside the index's directory (not empty, not
  * absolute, no {@code ..} component); every shard exists; every tensor listed is in its shard;
