@@ -5,10 +5,7 @@ import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,20 +23,8 @@ import java.util.regex.Pattern;
  * measured.
  */
 final class PageCache {
-  private static final long PAGE = 4096;
-  private static final int O_RDONLY = 0;
-  private static final int POSIX_FADV_DONTNEED = 4;
   /** The first line of each mapping in smaps: {@code start-end perms offset dev inode [path]}. */
   private static final Pattern SMAPS_HEADER = Pattern.compile("[0-9a-f]+-[0-9a-f]+ ");
-  private static final MethodHandle MINCORE = Posix.downcall("mincore",
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
-  private static final MethodHandle OPEN = Posix.downcall("open",
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-  private static final MethodHandle FADVISE = Posix.downcall("posix_fadvise",
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
-          ValueLayout.JAVA_INT));
-  private static final MethodHandle CLOSE = Posix.downcall("close",
-      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
   private PageCache() {}
 
@@ -106,22 +91,9 @@ final class PageCache {
    * @return whether every file was advised
    */
   static boolean evict(List<Path> files) {
-    if (OPEN == null || FADVISE == null || CLOSE == null) {
-      return false;
-    }
     boolean all = true;
     for (Path file : files) {
-      try (Arena arena = Arena.ofConfined()) {
-        int fd = (int) OPEN.invokeExact(arena.allocateFrom(file.toString()), O_RDONLY);
-        if (fd < 0) {
-          all = false;
-          continue;
-        }
-        all &= (int) FADVISE.invokeExact(fd, 0L, 0L, POSIX_FADV_DONTNEED) == 0;
-        int ignored = (int) CLOSE.invokeExact(fd);
-      } catch (Throwable e) {
-        all = false;
-      }
+      all &= Posix.evict(file);
     }
     return all;
   }
@@ -131,11 +103,8 @@ final class PageCache {
    * cannot be asked.
    */
   static OptionalDouble residentFraction(List<Path> files) throws IOException {
-    if (MINCORE == null) {
-      return OptionalDouble.empty();
-    }
-    long resident = 0;
-    long pages = 0;
+    double resident = 0;
+    long bytes = 0;
     for (Path file : files) {
       try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
           Arena arena = Arena.ofConfined()) {
@@ -143,23 +112,14 @@ final class PageCache {
         if (size == 0) {
           continue;
         }
-        MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-        long count = (size + PAGE - 1) / PAGE;
-        MemorySegment vector = arena.allocate(count);
-        int result = (int) MINCORE.invokeExact(mapping, size, vector);
-        if (result != 0) {
+        OptionalDouble fraction = Posix.residentFraction(channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena));
+        if (fraction.isEmpty()) {
           return OptionalDouble.empty();
         }
-        for (long i = 0; i < count; i++) {
-          resident += vector.get(ValueLayout.JAVA_BYTE, i) & 1;
-        }
-        pages += count;
-      } catch (IOException e) {
-        throw e;
-      } catch (Throwable e) {
-        return OptionalDouble.empty();
+        resident += fraction.getAsDouble() * size;
+        bytes += size;
       }
     }
-    return pages == 0 ? OptionalDouble.of(1) : OptionalDouble.of((double) resident / pages);
+    return bytes == 0 ? OptionalDouble.of(1) : OptionalDouble.of(resident / bytes);
   }
 }

@@ -5,11 +5,16 @@ import dev.loadstone.internal.Posix;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.ReadMode;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import java.util.function.UnaryOperator;
@@ -21,6 +26,10 @@ import java.util.function.UnaryOperator;
  * the memory behaviour every backend wants and the failures every backend reports alike:
  *
  * <ul>
+ *   <li>a chunk's bytes come from the file's mapping, or, for the files
+ *       {@link LoadOptions#readMode()} says to read directly, from one positional read into a
+ *       staging buffer ({@link DirectReads}; then at least {@link DirectReads#READS_IN_FLIGHT}
+ *       threads read at once); the backend copies from the segment it is handed either way;
  *   <li>each chunk's file pages are mapped in before the copy ({@code MADV_POPULATE_READ}, one
  *       call instead of a fault every few pages) and, with
  *       {@link LoadOptions#releaseMappedPages()}, dropped from the process after it
@@ -35,6 +44,7 @@ import java.util.function.UnaryOperator;
  * new ChunkedCopy<>(plan, options)
  *     .perThread(body -> () -> { setUp(); try { body.run(); } finally { tearDown(); } })
  *     .run((assignment, first, count, source) -> copy(source, assignment.target().handle(), first, count));
+ * // ChunkedCopy.chunkView(assignment, count, source) views the source as the tensor's elements
  * }</pre>
  *
  * @param <T> the backend's handle for a target
@@ -51,13 +61,23 @@ public final class ChunkedCopy<T> {
   @FunctionalInterface
   public interface ChunkCopy<T> {
     /**
-     * @param source the chunk's bytes within the tensor's segment (already paged in where it
-     *     is a file mapping)
+     * @param source the chunk's bytes: a slice of the tensor's mapping (already paged in), or
+     *     of a staging buffer the chunk was read into; copy from it, not from the tensor
      */
     void copy(Assignment<T> assignment, long first, long count, MemorySegment source);
   }
 
   private record Chunk<T>(Assignment<T> assignment, long first, long count) {}
+
+  /**
+   * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
+   * assignment's tensor (same name, same dtype), to copy or convert with
+   * {@link TensorView#copyRangeTo}, whose errors then name the tensor.
+   */
+  public static TensorView chunkView(Assignment<?> assignment, long count, MemorySegment source) {
+    TensorView tensor = assignment.tensor();
+    return TensorView.of(tensor.name(), tensor.dtype(), new long[] {count}, source);
+  }
 
   /** A chunk's failure on its way out of {@link Parallel#forEach}. */
   private static final class ChunkFailure extends RuntimeException {
@@ -119,9 +139,14 @@ public final class ChunkedCopy<T> {
     }
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
-    try {
-      Parallel.forEach(chunks, options.threads(), perThread, chunk -> {
-        long bytes = copyChunk(chunk, copy);
+    Set<Path> direct = filesToReadDirectly();
+    plan.noteReadDirectly(direct);
+    int threads = direct.isEmpty() ? options.threads() : Math.max(options.threads(), DirectReads.READS_IN_FLIGHT);
+    try (DirectReads reads = direct.isEmpty() ? null : new DirectReads(plan.source(), threads, CHUNK_BYTES)) {
+      Parallel.forEach(chunks, threads, perThread, chunk -> {
+        boolean read = reads != null && !wholeOnly.test(chunk.assignment())
+            && chunk.assignment().tensor().file().map(direct::contains).orElse(false);
+        long bytes = read ? readChunk(chunk, copy, reads) : copyChunk(chunk, copy);
         options.progress().onProgress(done.addAndGet(bytes), total, chunk.assignment().name());
       });
     } catch (ChunkFailure e) {
@@ -131,7 +156,51 @@ public final class ChunkedCopy<T> {
     }
   }
 
-  /** Copies one chunk with its page advice; returns the bytes read. */
+  /**
+   * The files to read with positional reads rather than through the mapping: none with
+   * {@link ReadMode#MAPPED}, all with {@link ReadMode#DIRECT}, and with {@link ReadMode#AUTO}
+   * those of which less than half of the tensors' pages are in the page cache.
+   */
+  private Set<Path> filesToReadDirectly() {
+    Map<Path, double[]> residency = new HashMap<>();   // file -> {resident bytes, bytes}
+    for (Assignment<T> assignment : plan.assignments()) {
+      TensorView tensor = assignment.tensor();
+      if (tensor.file().isEmpty() || !tensor.segment().isMapped() || tensor.byteSize() == 0) {
+        continue;
+      }
+      double[] counts = residency.computeIfAbsent(tensor.file().get(), f -> new double[2]);
+      if (options.readMode() == ReadMode.AUTO) {
+        counts[0] += Posix.residentFraction(tensor.segment()).orElse(1) * tensor.byteSize();
+      }
+      counts[1] += tensor.byteSize();
+    }
+    return switch (options.readMode()) {
+      case MAPPED -> Set.of();
+      case DIRECT -> residency.keySet();
+      case AUTO -> residency.entrySet().stream().filter(e -> e.getValue()[0] < 0.5 * e.getValue()[1])
+          .map(Map.Entry::getKey).collect(Collectors.toSet());
+    };
+  }
+
+  /** Reads one chunk from its file into a staging buffer and copies it from there; returns the bytes read. */
+  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, DirectReads reads) {
+    Assignment<T> assignment = chunk.assignment();
+    TensorView tensor = assignment.tensor();
+    MemorySegment stage = reads.acquire();
+    try {
+      long offset = tensor.dtype().byteSize(chunk.first());
+      long length = tensor.dtype().byteSize(chunk.count());
+      MemorySegment source = reads.read(tensor, offset, length, stage);
+      copy.copy(assignment, chunk.first(), chunk.count(), source);
+      return length;
+    } catch (RuntimeException e) {
+      throw new ChunkFailure(assignment, e);
+    } finally {
+      reads.release(stage);
+    }
+  }
+
+  /** Copies one chunk out of the mapping with its page advice; returns the bytes read. */
   private long copyChunk(Chunk<T> chunk, ChunkCopy<T> copy) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();

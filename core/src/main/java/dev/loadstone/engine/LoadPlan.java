@@ -18,6 +18,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The plan of a load, whatever it loads into: pairs a checkpoint's tensors with named targets
@@ -79,6 +81,7 @@ public final class LoadPlan<T> {
   private final List<Mismatch> mismatches = new ArrayList<>();
   private final List<Conversion> conversions = new ArrayList<>();
   private final Map<String, String> renamed = new LinkedHashMap<>();
+  private final Set<Path> readDirectly = new TreeSet<>();
 
   private LoadPlan(TensorSource checkpoint, LoadOptions options) {
     this.checkpoint = checkpoint;
@@ -149,6 +152,16 @@ public final class LoadPlan<T> {
     }
   }
 
+  /** The checkpoint this plan loads from. */
+  public TensorSource source() {
+    return checkpoint;
+  }
+
+  /** Notes the files that were read with positional reads, for the report. */
+  void noteReadDirectly(Set<Path> files) {
+    readDirectly.addAll(files);
+  }
+
   /** The pairs to load, in the order of the targets. */
   public List<Assignment<T>> assignments() {
     return assignments;
@@ -171,6 +184,9 @@ public final class LoadPlan<T> {
     TensorView tensor = assignment.tensor();
     String file = tensor.file().map(Path::toString).orElse(checkpoint.path().toString());
     String message = cause.getMessage() == null ? cause.toString() : cause.getMessage().lines().findFirst().orElse("");
+    if (message.startsWith(file + ": ")) {
+      message = message.substring(file.length() + 2);   // named once is enough
+    }
     return new LoadException(file + ": tensor '" + tensor.name() + "': loading into '" + assignment.name()
         + "' failed: " + message, report(false), cause);
   }
@@ -193,6 +209,6 @@ public final class LoadPlan<T> {
       }
     }
     return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, renamed,
-        bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9);
+        bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9, List.copyOf(readDirectly));
   }
 }

@@ -15,6 +15,7 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 
 /**
  * The few Linux memory calls core makes through {@code java.lang.foreign}. Each one reports
@@ -65,6 +66,16 @@ public final class Posix {
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
   private static final MethodHandle MPROTECT = downcall("mprotect",
       FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+  private static final MethodHandle OPEN = downcall("open",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+  private static final MethodHandle FSYNC = downcall("fsync", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+  private static final MethodHandle FADVISE = downcall("posix_fadvise", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+      ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+  private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+  private static final int O_RDONLY = 0;
+  private static final int POSIX_FADV_DONTNEED = 4;
+  private static final MethodHandle MINCORE = downcall("mincore",
+      FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS));
   /** C's {@code abs}: a native call with no effect, for {@link #deliverPendingFaults()}. */
   private static final MethodHandle ABS = downcall("abs", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
@@ -183,6 +194,67 @@ public final class Posix {
       default -> null;
     };
     return "errno " + errno + (name == null ? "" : " (" + name + ")");
+  }
+
+  /**
+   * Drops a file's pages from the page cache, so that its next read comes from the storage:
+   * {@code fsync} first (dirty pages cannot be dropped), then
+   * {@code posix_fadvise(POSIX_FADV_DONTNEED)}. Pages that a process has mapped stay.
+   *
+   * @return whether both calls succeeded
+   */
+  public static boolean evict(java.nio.file.Path file) {
+    if (OPEN == null || FSYNC == null || FADVISE == null || CLOSE == null) {
+      return false;
+    }
+    try (Arena arena = Arena.ofConfined()) {
+      int fd = (int) OPEN.invokeExact(arena.allocateFrom(file.toString()), O_RDONLY);
+      if (fd < 0) {
+        return false;
+      }
+      try {
+        return (int) FSYNC.invokeExact(fd) == 0 && (int) FADVISE.invokeExact(fd, 0L, 0L, POSIX_FADV_DONTNEED) == 0;
+      } finally {
+        int ignored = (int) CLOSE.invokeExact(fd);
+      }
+    } catch (Throwable e) {
+      reportFallback("posix_fadvise(POSIX_FADV_DONTNEED)", e.toString());
+      return false;
+    }
+  }
+
+  /**
+   * The fraction of {@code mapping}'s pages (a file mapping, or a slice of one) that are in the
+   * page cache ({@code mincore}), or empty where that cannot be asked. Reads nothing from the
+   * file and maps nothing in.
+   */
+  public static OptionalDouble residentFraction(MemorySegment mapping) {
+    if (MINCORE == null || mapping.byteSize() == 0) {
+      return OptionalDouble.empty();
+    }
+    deliverPendingFaults();
+    long address = mapping.address();
+    long start = address & -PAGE_SIZE;
+    long end = (address + mapping.byteSize() + PAGE_SIZE - 1) & -PAGE_SIZE;
+    long pages = (end - start) / PAGE_SIZE;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment vector = arena.allocate(pages);
+      // The range starts at the page holding the segment's first byte, which the segment's own
+      // mapping holds too (mappings start on page boundaries).
+      MemorySegment range = MemorySegment.ofAddress(start).reinterpret(end - start);
+      if ((int) MINCORE.invokeExact(range, end - start, vector) != 0) {
+        reportFallback("mincore", "refused");
+        return OptionalDouble.empty();
+      }
+      long resident = 0;
+      for (long i = 0; i < pages; i++) {
+        resident += vector.get(ValueLayout.JAVA_BYTE, i) & 1;
+      }
+      return OptionalDouble.of((double) resident / pages);
+    } catch (Throwable e) {
+      reportFallback("mincore", e.toString());
+      return OptionalDouble.empty();
+    }
   }
 
   /**

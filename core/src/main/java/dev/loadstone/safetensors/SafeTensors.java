@@ -8,14 +8,19 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -40,6 +45,8 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
       ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private final Path path;
+  /** The file's identity when it was opened (device and inode on Linux), or null if unknown. */
+  private volatile Object fileKey;
   private final Arena arena;
   private final long fileSize;
   private final long headerLength;
@@ -75,13 +82,16 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
    */
   public static SafeTensors open(Path path) throws IOException {
     try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+      Object key = fileKey(path);
       long size = channel.size();
       if (size < Long.BYTES) {
         throw fileTooSmall(path, size);
       }
       Arena arena = Arena.ofShared();
       try {
-        return of(path, arena, map(channel, path, size, arena));
+        SafeTensors file = of(path, arena, map(channel, path, size, arena));
+        file.fileKey = key;
+        return file;
       } catch (Throwable t) {
         arena.close();
         throw t;
@@ -145,6 +155,38 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
   @Override
   public Path path() {
     return path;
+  }
+
+  /**
+   * Opens this file again, for positional reads that do not go through the mapping (how a load
+   * reads a file that is not in the page cache: large reads straight into memory, no page
+   * faults). The caller closes the channel.
+   *
+   * @param options open options besides {@code READ}, such as
+   *     {@code com.sun.nio.file.ExtendedOpenOption.DIRECT}
+   * @throws IOException if the file cannot be opened, or no longer is the file this was opened
+   *     from (replaced or removed since: its bytes may belong to another checkpoint); a file
+   *     truncated since shows as reads that come back short
+   */
+  public FileChannel reopen(OpenOption... options) throws IOException {
+    Object expected = fileKey;
+    if (expected != null && !expected.equals(fileKey(path))) {
+      throw new IOException(path + ": the file was replaced since it was opened");
+    }
+    Set<OpenOption> all = new HashSet<>(List.of(options));
+    all.add(StandardOpenOption.READ);
+    FileChannel channel = FileChannel.open(path, all);
+    // Checked again after the open: the path named the same file before and after it.
+    if (expected != null && !expected.equals(fileKey(path))) {
+      channel.close();
+      throw new IOException(path + ": the file was replaced since it was opened");
+    }
+    return channel;
+  }
+
+  /** The file's identity (device and inode on Linux), or null where the system has none. */
+  private static Object fileKey(Path path) throws IOException {
+    return Files.readAttributes(path, BasicFileAttributes.class).fileKey();
   }
 
   /**

@@ -138,8 +138,11 @@ public class SafeTensorsException extends IOException {
    * @see #SafeTensorsException(Reason, Path, String, String)
    */
   public SafeTensorsException(Reason reason, Path file, String tensor, String detail, Throwable cause) {
-    this(reason, file, tensor, detail);
-    initCause(cause);
+    super(message(reason, file, tensor, detail), cause);
+    this.reason = Objects.requireNonNull(reason, "reason");
+    this.file = file;
+    this.tensor = tensor;
+    this.detail = Objects.requireNonNull(detail, "detail");
   }
 
   /** The rule that failed. */

@@ -3,6 +3,7 @@ package dev.loadstone.store;
 import dev.loadstone.safetensors.DType;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.Consumer;
 
 /**
  * How to load a checkpoint into a {@link VarStore}. Immutable; each {@code with} method returns
@@ -18,7 +19,8 @@ import java.util.Optional;
  * @param mode copy into owned memory, or alias the mapped bytes
  * @param strict fail (before writing any variable) if a variable is missing from the
  *     checkpoint or a tensor does not fit its variable; otherwise load what fits and report
- * @param threads the number of loading threads, at least 1
+ * @param threads the number of loading threads, at least 1 (a {@link ReadMode#DIRECT} read
+ *     keeps more reads than this in flight)
  * @param names how checkpoint names map to variable names
  * @param progress who hears about progress
  * @param releaseMappedPages whether to drop copied file pages from the process once copied
@@ -26,9 +28,14 @@ import java.util.Optional;
  *     the data stays in the OS page cache
  * @param createDType for {@link VarStore#fromCheckpoint}: the dtype of created float
  *     variables, or empty to keep each tensor's own dtype
+ * @param readMode how a COPY load reads the files
+ * @param prefetch in ALIAS mode, whether to read the aliased bytes into the page cache before
+ *     the load returns, on all threads ({@code MADV_POPULATE_READ}), so that a cold file's
+ *     first use does not fault page by page
  */
 public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMapping names,
-    LoadProgress progress, boolean releaseMappedPages, Optional<DType> createDType) {
+    LoadProgress progress, boolean releaseMappedPages, Optional<DType> createDType, ReadMode readMode,
+    boolean prefetch) {
 
   /** Checks the values. */
   public LoadOptions {
@@ -36,49 +43,96 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     Objects.requireNonNull(names, "names");
     Objects.requireNonNull(progress, "progress");
     Objects.requireNonNull(createDType, "createDType");
+    Objects.requireNonNull(readMode, "readMode");
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, not " + threads);
     }
   }
 
-  /** COPY mode, strict, one thread per available core, names unchanged, no progress. */
+  /**
+   * COPY mode, strict, one thread per available core, names unchanged, no progress, files read
+   * as the page cache suggests ({@link ReadMode#AUTO}).
+   */
   public static LoadOptions defaults() {
     return new LoadOptions(LoadMode.COPY, true, Runtime.getRuntime().availableProcessors(),
-        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty());
+        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty(), ReadMode.AUTO, false);
   }
 
   /** With another load mode. */
   public LoadOptions withMode(LoadMode newMode) {
-    return new LoadOptions(newMode, strict, threads, names, progress, releaseMappedPages, createDType);
+    return with(o -> o.mode = newMode);
   }
 
   /** Loads what fits and reports the rest instead of failing. */
   public LoadOptions partial() {
-    return new LoadOptions(mode, false, threads, names, progress, releaseMappedPages, createDType);
+    return with(o -> o.strict = false);
   }
 
   /** With another number of loading threads. */
   public LoadOptions withThreads(int newThreads) {
-    return new LoadOptions(mode, strict, newThreads, names, progress, releaseMappedPages, createDType);
+    return with(o -> o.threads = newThreads);
   }
 
   /** With another name mapping. */
   public LoadOptions withNames(NameMapping newNames) {
-    return new LoadOptions(mode, strict, threads, newNames, progress, releaseMappedPages, createDType);
+    return with(o -> o.names = newNames);
   }
 
   /** With a progress listener. */
   public LoadOptions withProgress(LoadProgress newProgress) {
-    return new LoadOptions(mode, strict, threads, names, newProgress, releaseMappedPages, createDType);
+    return with(o -> o.progress = newProgress);
   }
 
   /** Whether to release copied file pages from the process (on by default). */
   public LoadOptions withReleaseMappedPages(boolean release) {
-    return new LoadOptions(mode, strict, threads, names, progress, release, createDType);
+    return with(o -> o.releaseMappedPages = release);
   }
 
   /** For {@link VarStore#fromCheckpoint}: convert float tensors to this dtype. */
   public LoadOptions withCreateDType(DType dtype) {
-    return new LoadOptions(mode, strict, threads, names, progress, releaseMappedPages, Optional.of(dtype));
+    return with(o -> o.createDType = Optional.of(dtype));
+  }
+
+  /** With another way of reading the files in COPY mode. */
+  public LoadOptions withReadMode(ReadMode newReadMode) {
+    return with(o -> o.readMode = newReadMode);
+  }
+
+  /** In ALIAS mode, whether to read the aliased bytes in before returning (off by default). */
+  public LoadOptions withPrefetch(boolean newPrefetch) {
+    return with(o -> o.prefetch = newPrefetch);
+  }
+
+  /** A copy with one change: each {@code with} method names only what it changes. */
+  private LoadOptions with(Consumer<Draft> change) {
+    Draft draft = new Draft(this);
+    change.accept(draft);
+    return new LoadOptions(draft.mode, draft.strict, draft.threads, draft.names, draft.progress,
+        draft.releaseMappedPages, draft.createDType, draft.readMode, draft.prefetch);
+  }
+
+  /** The fields of a copy being made. */
+  private static final class Draft {
+    LoadMode mode;
+    boolean strict;
+    int threads;
+    NameMapping names;
+    LoadProgress progress;
+    boolean releaseMappedPages;
+    Optional<DType> createDType;
+    ReadMode readMode;
+    boolean prefetch;
+
+    Draft(LoadOptions from) {
+      mode = from.mode;
+      strict = from.strict;
+      threads = from.threads;
+      names = from.names;
+      progress = from.progress;
+      releaseMappedPages = from.releaseMappedPages;
+      createDType = from.createDType;
+      readMode = from.readMode;
+      prefetch = from.prefetch;
+    }
   }
 }

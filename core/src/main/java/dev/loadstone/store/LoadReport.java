@@ -27,10 +27,12 @@ import java.util.Map;
  * @param bytesRead bytes of tensor data read from the checkpoint (or bound, in ALIAS mode)
  * @param bytesWritten bytes written into variables (0 in ALIAS mode)
  * @param seconds wall time of the load, planning included
+ * @param readDirectly the files read with positional reads rather than through the mapping
+ *     ({@link ReadMode}), in file order
  */
 public record LoadReport(LoadMode mode, List<String> loaded, List<String> missing, List<String> unexpected,
     List<Mismatch> mismatches, List<Conversion> conversions, Map<String, String> renamed,
-    long bytesRead, long bytesWritten, double seconds) {
+    long bytesRead, long bytesWritten, double seconds, List<Path> readDirectly) {
 
   /** Copies the collections. */
   public LoadReport {
@@ -40,6 +42,7 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
     mismatches = List.copyOf(mismatches);
     conversions = List.copyOf(conversions);
     renamed = Map.copyOf(renamed);
+    readDirectly = List.copyOf(readDirectly);
   }
 
   /** Whether every variable was filled: nothing missing, nothing mismatched. */
@@ -77,6 +80,7 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
     appendList(text, "missing", missing);
     appendList(text, "unexpected", unexpected);
     appendList(text, "mismatched", mismatches.stream().map(Mismatch::toString).toList());
+    appendList(text, "read directly", readDirectly.stream().map(Path::toString).toList());
     return text.toString();
   }
 

@@ -38,13 +38,19 @@ final class Loader {
     }
     if (options.mode() == LoadMode.ALIAS) {
       bindAliases(plan);
+      if (options.prefetch()) {
+        // The engine's chunks with nothing to copy: each is mapped in (MADV_POPULATE_READ, which
+        // reads a cold file in) on all threads, and kept.
+        new ChunkedCopy<>(plan, options.withReadMode(ReadMode.MAPPED).withReleaseMappedPages(false))
+            .run((assignment, first, count, source) -> { });
+      }
     } else {
       for (Assignment<Variable> assignment : plan.assignments()) {
         store.allocate(assignment.target().handle(), false);
       }
       new ChunkedCopy<>(plan, options).run((assignment, first, count, source) -> {
         Variable variable = assignment.target().handle();
-        assignment.tensor().copyRangeTo(first, count, variable.memoryOrNull(),
+        ChunkedCopy.chunkView(assignment, count, source).copyRangeTo(0, count, variable.memoryOrNull(),
             variable.dtype().byteSize(first), variable.dtype());
       });
     }

@@ -119,7 +119,7 @@ final class ModuleLoad {
         DType to = assignment.targetDType();
         MemorySegment storage = MemorySegment.ofAddress(target.data_ptr().address())
             .reinterpret(to.byteSize(tensor.elementCount()));
-        tensor.copyRangeTo(first, count, storage, to.byteSize(first), to);
+        ChunkedCopy.chunkView(assignment, count, source).copyRangeTo(0, count, storage, to.byteSize(first), to);
         return;
       }
       // libtorch reads the mapping natively, outside the arena's protection: check first.

@@ -125,6 +125,24 @@ class TorchLoaderTest {
     }
   }
 
+  @ParameterizedTest
+  @EnumSource(names = {"BF16", "F64"}) // Loadstone's copy for BF16, copy_ (from the staging buffer) for F64
+  void directReadsFillTheSameValues(DType fileDType) throws IOException {
+    Module module = new Module();
+    module.register_parameter("big", torch.zeros(new long[] {3, 1_000_003}, new TensorOptions(ScalarType.Float)));
+    module.register_parameter("w", torch.zeros(new long[] {3, 2}, new TensorOptions(ScalarType.Float)).t());
+    Path file = Fixtures.write(dir.resolve("big.safetensors"), Fixtures.floats("big", fileDType, 9, 3, 1_000_003),
+        Fixtures.floats("w", fileDType, 3, 2, 3));
+    try (Checkpoint checkpoint = Checkpoint.open(file)) {
+      LoadReport report = TorchLoader.load(module, checkpoint,
+          LoadOptions.defaults().withThreads(2).withReadMode(dev.loadstone.store.ReadMode.DIRECT));
+      assertTrue(report.isComplete());
+      assertEquals(List.of(file), report.readDirectly());
+      assertSameValues(values(checkpoint.tensor("big")), values(tensor(module, "big")), "big");
+      assertSameValues(values(checkpoint.tensor("w")), values(tensor(module, "w")), "w (strided, whole)");
+    }
+  }
+
   @Test
   void aStridedParameterIsFilledByItsShape() throws IOException {
     Module module = new Module();
