@@ -3,6 +3,8 @@ module dev.loadstone.cli {
   requires dev.loadstone.core;
   requires dev.loadstone.llama;
   requires com.fasterxml.jackson.core;
+  // ExtendedOpenOption.DIRECT, for bench --cold's storage baseline.
+  requires jdk.unsupported;
   // Static: only "bench --backend torch" uses libtorch (through LibtorchBenchmarkRun), so the other
   // commands need not resolve the torch module and the JavaCPP jars under it; the launcher adds
   // them for bench.

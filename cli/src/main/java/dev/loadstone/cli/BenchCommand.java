@@ -7,6 +7,7 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.StreamWriteFeature;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.ReadMode;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -69,6 +70,10 @@ final class BenchCommand implements Command {
         Option.flag("--json", "print one JSON object"),
         Option.flag("--naive", "also time the naive way: read into the heap, then copy"),
         Option.flag("--evict", "drop PATH from the page cache first, so it is read in as a first load reads it"),
+        Option.flag("--cold", "load from the storage: drop PATH from the page cache before each run, and measure"
+            + " the storage's own read speed beside it"),
+        Option.valued("--read", "auto|mapped|direct", "how COPY reads the files (default auto: direct where not cached)"),
+        Option.flag("--prefetch", "ALIAS: read the aliased bytes in before the load returns"),
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"));
   }
 
@@ -110,9 +115,18 @@ final class BenchCommand implements Command {
     if (!Files.exists(path)) {
       throw new java.nio.file.NoSuchFileException(path.toString());
     }
+    ReadMode readMode = switch (args.value("--read").orElse("auto").toLowerCase(Locale.ROOT)) {
+      case "auto" -> ReadMode.AUTO;
+      case "mapped" -> ReadMode.MAPPED;
+      case "direct" -> ReadMode.DIRECT;
+      default -> throw new UsageException("--read is auto, mapped or direct, not '" + Text.oneLine(args.value("--read").get()) + "'");
+    };
+    if (args.has("--prefetch") && mode != LoadMode.ALIAS) {
+      throw new UsageException("--prefetch reads in what an ALIAS load binds: use it with --mode alias");
+    }
     LoadBenchmark.Result result = LoadBenchmark.run(
         new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend,
-            args.has("--evict")), err);
+            args.has("--evict"), args.has("--cold"), readMode, args.has("--prefetch")), err);
     if (args.has("--json")) {
       writeJson(result, out);
     } else {
@@ -144,6 +158,20 @@ final class BenchCommand implements Command {
     out.printf("memcpy baseline, same process:           %.2f GB/s (C library, %d thread(s), median of one before each run)%n",
         r.medianMemcpyGbps(), s.threads());
     out.printf("the JVM's own copy, same buffers:        %.2f GB/s%n", r.medianJavaCopyGbps());
+    if (s.cold()) {
+      out.printf("cold: files dropped from the page cache before each run (%s resident then); storage %.2f GB/s"
+          + " (the best of buffered and O_DIRECT reads, median of one before each run)%n",
+          percent(OptionalDouble.of(LoadBenchmark.median(r.coldResidentFractions()))), LoadBenchmark.median(r.storageGbps()));
+      out.printf("load / storage:                          %.0f%% (bytes read; median of the runs' ratios)%n",
+          100 * r.medianLoadToStorage());
+    }
+    out.printf("memory per run: peak anonymous %.3fx the variables above the memory before the run (median)%n",
+        r.medianRunPeakAnonRatio());
+    out.print("page cache growth per run:");
+    for (long growth : r.pageCacheGrowthBytes()) {
+      out.print(" " + Text.size(Math.max(0, growth)) + (growth < 0 ? " (shrank)" : ""));
+    }
+    out.println();
     if (s.mode() == LoadMode.COPY) {
       out.printf("load / memcpy:                           %.0f%% (median of the runs' ratios)%n",
           100 * r.medianLoadToMemcpy());
@@ -191,6 +219,21 @@ final class BenchCommand implements Command {
       json.writeFieldName("memcpy_runs_gbps");
       json.writeArray(r.memcpyGbps(), 0, r.memcpyGbps().length);
       json.writeNumberField("load_to_memcpy", r.medianLoadToMemcpy());
+      json.writeBooleanField("cold", s.cold());
+      json.writeStringField("read", s.readMode().name().toLowerCase(Locale.ROOT));
+      if (s.cold()) {
+        json.writeNumberField("storage_gbps", LoadBenchmark.median(r.storageGbps()));
+        json.writeFieldName("storage_runs_gbps");
+        json.writeArray(r.storageGbps(), 0, r.storageGbps().length);
+        json.writeNumberField("load_to_storage", r.medianLoadToStorage());
+        json.writeFieldName("cold_resident_fractions");
+        json.writeArray(r.coldResidentFractions(), 0, r.coldResidentFractions().length);
+      }
+      json.writeFieldName("run_peak_anon_above_bytes");
+      json.writeArray(r.runPeakAnonAboveBytes(), 0, r.runPeakAnonAboveBytes().length);
+      json.writeNumberField("run_peak_anon_ratio", r.medianRunPeakAnonRatio());
+      json.writeFieldName("page_cache_growth_bytes");
+      json.writeArray(r.pageCacheGrowthBytes(), 0, r.pageCacheGrowthBytes().length);
       json.writeNumberField("java_copy_gbps", r.medianJavaCopyGbps());
       json.writeFieldName("java_copy_runs_gbps");
       json.writeArray(r.javaCopyGbps(), 0, r.javaCopyGbps().length);

@@ -7,6 +7,7 @@ import dev.loadstone.llama.Sampler;
 import dev.loadstone.llama.tokenizer.StreamingDecoder;
 import dev.loadstone.llama.tokenizer.Tokenizer;
 import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.ReadMode;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.FileStore;
@@ -106,9 +107,9 @@ final class DemoCommand implements Command {
     }
     int threads = Runtime.getRuntime().availableProcessors();
     LoadBenchmark.Result alias = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.ALIAS,
-        Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA, false), err);
+        Optional.empty(), threads, 3, false, LoadBenchmark.Backend.JAVA, false, false, ReadMode.AUTO, false), err);
     LoadBenchmark.Result copy = LoadBenchmark.run(new LoadBenchmark.Settings(cache, LoadMode.COPY,
-        Optional.empty(), threads, 3, true, LoadBenchmark.Backend.JAVA, false), err);
+        Optional.empty(), threads, 3, true, LoadBenchmark.Backend.JAVA, false, false, ReadMode.AUTO, false), err);
     out.printf(Locale.ROOT, "   %d tensors, %s, read into the page cache first%s%n", copy.tensors(),
         Text.size(copy.bytes()), copy.hugePageFraction().isPresent()
             ? String.format(Locale.ROOT, " (%.0f%% of it in 2 MiB pages)", 100 * copy.hugePageFraction().getAsDouble())

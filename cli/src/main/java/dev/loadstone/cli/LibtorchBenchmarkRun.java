@@ -2,7 +2,6 @@ package dev.loadstone.cli;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.store.LoadOptions;
-import dev.loadstone.store.LoadReport;
 import dev.loadstone.torch.Libtorch;
 import dev.loadstone.torch.TorchLoader;
 import dev.loadstone.torch.TorchModules;
@@ -38,21 +37,18 @@ final class LibtorchBenchmarkRun {
    * constructor leaves them: the alloc time), then times the load into it. Every tensor of the
    * run is freed at its end, not whenever the garbage collector gets to it.
    */
-  static double copyRun(LoadBenchmark.Settings settings, double[] alloc, int run) throws IOException {
-    LoadOptions options = LoadOptions.defaults().withThreads(settings.threads());
+  static LoadBenchmark.Run copyRun(LoadBenchmark.Settings settings) throws IOException {
+    LoadOptions options = settings.loadOptions();
     if (settings.dtype().isPresent()) {
       options = options.withCreateDType(settings.dtype().get());
     }
-    try (Checkpoint checkpoint = Checkpoint.open(settings.path());
-        PointerScope scope = new PointerScope()) {
+    LoadOptions loadOptions = options;
+    Checkpoint checkpoint = Checkpoint.open(settings.path());
+    try (checkpoint; PointerScope scope = new PointerScope()) {
       long start = System.nanoTime();
       Module module = TorchModules.create(checkpoint, options, "cpu");
-      alloc[run] = (System.nanoTime() - start) / 1e9;
-      long loadStart = System.nanoTime();
-      LoadReport report = TorchLoader.load(module, checkpoint, options);
-      double seconds = (System.nanoTime() - loadStart) / 1e9;
-      LoadBenchmark.requireComplete(report);
-      return seconds;
+      double alloc = (System.nanoTime() - start) / 1e9;
+      return LoadBenchmark.timedLoad(settings, checkpoint, alloc, opened -> TorchLoader.load(module, opened, loadOptions));
     }
   }
 }

@@ -7,6 +7,7 @@ import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadMode;
 import dev.loadstone.store.LoadOptions;
 import dev.loadstone.store.LoadReport;
+import dev.loadstone.store.ReadMode;
 import dev.loadstone.store.VarStore;
 import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
@@ -45,14 +46,65 @@ final class LoadBenchmark {
    *
    * @param dtype the variables' dtype for float tensors, or empty to keep
    * @param evict whether to drop the files from the page cache before reading them through
+   * @param cold whether each run loads from the storage: the files dropped from the page cache
+   *     before it, the storage's own speed measured beside it
+   * @param readMode how COPY loads read the files
+   * @param prefetch whether ALIAS loads read the aliased bytes in ({@link LoadOptions#prefetch()})
    */
   record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
-      Backend backend, boolean evict) {}
+      Backend backend, boolean evict, boolean cold, ReadMode readMode, boolean prefetch) {
+
+    /** The load options of a run. */
+    LoadOptions loadOptions() {
+      return LoadOptions.defaults().withThreads(threads).withMode(mode).withReadMode(readMode)
+          .withPrefetch(prefetch);
+    }
+  }
+
+  /**
+   * One timed run.
+   *
+   * @param seconds the load (in cold mode: opening the checkpoint and loading it)
+   * @param allocSeconds creating and touching the variables, before the load
+   * @param residentBefore the files' page-cache residency right before the load
+   * @param pageCacheGrowth how much {@code Cached} in /proc/meminfo grew during the load
+   */
+  record Run(double seconds, double allocSeconds, OptionalDouble residentBefore, long pageCacheGrowth) {}
+
+  /** Something loaded into from an open checkpoint. */
+  @FunctionalInterface
+  interface Load {
+    LoadReport into(Checkpoint checkpoint) throws IOException;
+  }
 
   /** What was measured. Times in seconds, sizes in bytes. */
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
       double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, double[] javaCopyGbps, OptionalDouble residentFraction,
-      OptionalDouble hugePageFraction, long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds) {
+      OptionalDouble hugePageFraction, long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds,
+      double[] storageGbps, double[] coldResidentFractions, long[] pageCacheGrowthBytes, long[] runPeakAnonAboveBytes) {
+
+    /**
+     * The median over the runs of each run's peak anonymous memory above the memory right
+     * before it (so the JVM's own heap growing from run to run does not count), as a multiple
+     * of the variables (in ALIAS mode, of the tensors).
+     */
+    double medianRunPeakAnonRatio() {
+      double[] ratios = new double[runPeakAnonAboveBytes.length];
+      long counted = settings.mode() == LoadMode.ALIAS ? bytes : bytesWritten;
+      for (int i = 0; i < ratios.length; i++) {
+        ratios[i] = (double) runPeakAnonAboveBytes[i] / counted;
+      }
+      return median(ratios);
+    }
+
+    /** The median over the runs of each load's speed (bytes read) divided by the storage's, measured just before it. */
+    double medianLoadToStorage() {
+      double[] ratios = new double[runsSeconds.length];
+      for (int i = 0; i < ratios.length; i++) {
+        ratios[i] = bytes / runsSeconds[i] / 1e9 / storageGbps[i];
+      }
+      return median(ratios);
+    }
 
     double medianSeconds() {
       return median(runsSeconds);
@@ -119,7 +171,7 @@ final class LoadBenchmark {
     if (settings.evict() && !PageCache.evict(files)) {
       throw new IOException("cannot drop " + settings.path() + " from the page cache (posix_fadvise)");
     }
-    OptionalDouble hugePages = PageCache.readThrough(settings.path());
+    OptionalDouble hugePages = settings.cold() ? OptionalDouble.empty() : PageCache.readThrough(settings.path());
     OptionalDouble resident = PageCache.residentFraction(files);
     if (settings.backend() == Backend.TORCH) {
       LibtorchBenchmarkRun.prepare();    // libtorch's own memory counts in the baseline
@@ -129,18 +181,34 @@ final class LoadBenchmark {
     double[] runs = new double[settings.runs()];
     double[] memcpy = new double[settings.runs()];
     double[] javaCopy = new double[settings.runs()];
+    double[] storage = new double[settings.cold() ? settings.runs() : 0];
+    double[] coldResident = new double[settings.cold() ? settings.runs() : 0];
+    long[] growth = new long[settings.runs()];
+    long[] runAnonAbove = new long[settings.runs()];
     long copied = Math.max(bytesWritten, bytes);
+    // One untimed round first, so the timed runs measure compiled code, not the JIT, and the
+    // baseline holds the heap the JVM grew to on the way (its variables are freed again).
+    memcpyGbps(copied, settings.threads());
+    timedRun(settings, 0, progressStream);
     long baselineAnon = ProcessMemory.anonymous();
     long peakAnon;
     long peakRss;
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
-      // One untimed round first, so the timed runs measure compiled code, not the JIT.
-      sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
-      timedRun(settings, new double[1], 0, progressStream);
       for (int run = 0; run < settings.runs(); run++) {
         memcpy[run] = sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
         javaCopy[run] = sampler.excluding(() -> copyGbps(copied, settings.threads(), Baseline.JVM_COPY));
-        runs[run] = timedRun(settings, alloc, run, progressStream);
+        if (settings.cold()) {
+          storage[run] = sampler.excluding(() -> storageGbps(files, settings.threads()));
+        }
+        long before = sampler.startRun();
+        Run figures = timedRun(settings, run, progressStream);
+        runAnonAbove[run] = sampler.runPeak() - before;
+        runs[run] = figures.seconds();
+        alloc[run] = figures.allocSeconds();
+        growth[run] = figures.pageCacheGrowth();
+        if (settings.cold()) {
+          coldResident[run] = figures.residentBefore().orElse(Double.NaN);
+        }
       }
       peakAnon = sampler.peak();
       peakRss = sampler.peakResidentSet();
@@ -149,18 +217,72 @@ final class LoadBenchmark {
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
     return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy, javaCopy,
-        resident, hugePages, baselineAnon, peakAnon, peakRss, naive);
+        resident, hugePages, baselineAnon, peakAnon, peakRss, naive, storage, coldResident, growth, runAnonAbove);
   }
 
-  /** One load of the configured backend and mode; its alloc time goes to {@code alloc[run]}. */
-  private static double timedRun(Settings settings, double[] alloc, int run, java.io.PrintStream progressStream)
+  /**
+   * The storage's speed on the files: the best of buffered and {@code O_DIRECT} reads, each on
+   * the benchmark's threads and on as many readers as a direct load keeps in flight (the
+   * strongest baseline of the four).
+   */
+  private static double storageGbps(List<Path> files, int threads) {
+    double best = 0;
+    try {
+      for (int readers : new int[] {threads, Math.max(threads, DIRECT_READERS)}) {
+        for (StorageRead.Kind kind : StorageRead.Kind.values()) {
+          double gbps = StorageRead.gbps(files, readers, kind);
+          if (gbps > best) {
+            best = gbps;
+          }
+        }
+      }
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    return best;
+  }
+
+  /** As many readers as a direct load keeps in flight (the engine's figure). */
+  static final int DIRECT_READERS = 32;
+
+  /**
+   * Times the load: in cold mode the files are dropped from the page cache first and the
+   * checkpoint is opened inside the timing (the load from the storage, whole); warm, the load
+   * into the open checkpoint alone.
+   */
+  static Run timedLoad(Settings settings, Checkpoint open, double allocSeconds, Load load) throws IOException {
+    OptionalDouble residentBefore = OptionalDouble.empty();
+    if (settings.cold()) {
+      List<Path> files = open.files();
+      open.close();
+      PageCache.evict(files);
+      residentBefore = PageCache.residentFraction(files);
+    }
+    long cachedBefore = ProcessMemory.pageCache();
+    long start = System.nanoTime();
+    LoadReport report;
+    if (settings.cold()) {
+      try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+        report = load.into(checkpoint);
+      }
+    } else {
+      report = load.into(open);
+    }
+    double seconds = (System.nanoTime() - start) / 1e9;
+    long growth = ProcessMemory.pageCache() - cachedBefore;
+    requireComplete(report);
+    return new Run(seconds, allocSeconds, residentBefore, growth);
+  }
+
+  /** One load of the configured backend and mode. */
+  private static Run timedRun(Settings settings, int run, java.io.PrintStream progressStream)
       throws IOException {
     if (settings.backend() == Backend.TORCH) {
-      return LibtorchBenchmarkRun.copyRun(settings, alloc, run);
+      return LibtorchBenchmarkRun.copyRun(settings);
     }
     return settings.mode() == LoadMode.ALIAS
-        ? aliasRun(settings, alloc, run)
-        : copyRun(settings, alloc, run, progressStream);
+        ? aliasRun(settings)
+        : copyRun(settings, run, progressStream);
   }
 
   /** Creates the store's variables as a model would: allocated and initialized. */
@@ -175,33 +297,38 @@ final class LoadBenchmark {
     return store;
   }
 
-  private static double copyRun(Settings settings, double[] alloc, int run, java.io.PrintStream progressStream)
-      throws IOException {
-    try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+  private static Run copyRun(Settings settings, int run, java.io.PrintStream progressStream) throws IOException {
+    Checkpoint checkpoint = Checkpoint.open(settings.path());
+    try (checkpoint) {
       ProgressBar bar = ProgressBar.forTerminal(progressStream, "run " + (run + 1), checkpoint.totalSize());
       long start = System.nanoTime();
       try (VarStore store = createVariables(checkpoint, settings, true)) {
-        alloc[run] = (System.nanoTime() - start) / 1e9;
-        long loadStart = System.nanoTime();
-        LoadReport report = store.load(checkpoint, LoadOptions.defaults().withThreads(settings.threads())
-            .withProgress((done, total, tensor) -> bar.update(done)));
-        double seconds = (System.nanoTime() - loadStart) / 1e9;
+        double alloc = (System.nanoTime() - start) / 1e9;
+        Run figures = timedLoad(settings, checkpoint, alloc, opened -> store.load(opened,
+            settings.loadOptions().withProgress((done, total, tensor) -> bar.update(done))));
         bar.finish();
-        requireComplete(report);
-        return seconds;
+        return figures;
       }
     }
   }
 
-  private static double aliasRun(Settings settings, double[] alloc, int run) throws IOException {
+  /** Opening and binding (with {@code prefetch}, reading in too): the whole cost of an ALIAS load. */
+  private static Run aliasRun(Settings settings) throws IOException {
+    OptionalDouble residentBefore = OptionalDouble.empty();
+    if (settings.cold()) {
+      try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
+        PageCache.evict(checkpoint.files());
+        residentBefore = PageCache.residentFraction(checkpoint.files());
+      }
+    }
+    long cachedBefore = ProcessMemory.pageCache();
     long start = System.nanoTime();
     try (Checkpoint checkpoint = Checkpoint.open(settings.path());
         VarStore store = createVariables(checkpoint, settings, false)) {
-      LoadReport report = store.load(checkpoint, LoadOptions.defaults().withMode(LoadMode.ALIAS));
+      LoadReport report = store.load(checkpoint, settings.loadOptions());
       double seconds = (System.nanoTime() - start) / 1e9;
-      alloc[run] = 0;
       requireComplete(report);
-      return seconds;
+      return new Run(seconds, 0, residentBefore, ProcessMemory.pageCache() - cachedBefore);
     }
   }
 

@@ -6,7 +6,8 @@ import java.nio.file.Path;
 
 /**
  * This process's memory as Linux reports it in {@code /proc/self/status}: resident anonymous
- * memory (heap, off-heap buffers), resident file pages (mappings) and the peak resident set.
+ * memory (heap, off-heap buffers), resident file pages (mappings) and the peak resident set; and
+ * the machine's page cache ({@code /proc/meminfo}).
  * Every value is 0 where the file does not exist.
  */
 final class ProcessMemory {
@@ -41,9 +42,18 @@ final class ProcessMemory {
     }
   }
 
+  /** The machine's page cache in bytes ({@code Cached} in {@code /proc/meminfo}). */
+  static long pageCache() {
+    return field(Path.of("/proc/meminfo"), "Cached:");
+  }
+
   private static long field(String name) {
+    return field(STATUS, name);
+  }
+
+  private static long field(Path file, String name) {
     try {
-      for (String line : Files.readAllLines(STATUS)) {
+      for (String line : Files.readAllLines(file)) {
         if (line.startsWith(name)) {
           String[] parts = line.substring(name.length()).trim().split("\\s+");
           return Long.parseLong(parts[0]) * 1024;
@@ -84,7 +94,9 @@ final class ProcessMemory {
 
     private synchronized void record() {
       if (!paused) {
-        peak = Math.max(peak, anonymous());
+        long now = anonymous();
+        peak = Math.max(peak, now);
+        runPeak = Math.max(runPeak, now);
       }
     }
 
@@ -106,6 +118,26 @@ final class ProcessMemory {
           paused = false;
         }
       }
+    }
+
+    private long runPeak;
+
+    /**
+     * Starts a run of its own: from here {@link #runPeak()} is the largest anonymous memory seen
+     * until the next call, beside the overall {@link #peak()}.
+     *
+     * @return the anonymous memory now, the run's baseline
+     */
+    synchronized long startRun() {
+      long now = anonymous();
+      runPeak = now;
+      return now;
+    }
+
+    /** The largest anonymous resident memory since {@link #startRun()}, outside {@link #excluding} work. */
+    synchronized long runPeak() {
+      record();
+      return runPeak;
     }
 
     /** The largest anonymous resident memory seen so far, outside {@link #excluding} work. */

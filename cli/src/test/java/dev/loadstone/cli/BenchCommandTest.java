@@ -136,7 +136,36 @@ class BenchCommandTest {
   }
 
   @Test
+  void coldBenchmarkDropsTheFilesAndMeasuresTheStorageBesideTheLoad() throws IOException {
+    Path file = checkpoint();
+    for (String read : List.of("auto", "direct", "mapped")) {
+      Cli.Result result = Cli.run("bench", file.toString(), "--cold", "--read", read, "--runs", "2", "--json");
+      assertEquals(0, result.exit(), result.err());
+      Map<String, Double> json = fields(result.out());
+      assertTrue(json.get("storage_gbps") > 0, read);
+      assertEquals(2, json.get("storage_runs_gbps").intValue());
+      assertTrue(json.get("load_to_storage") > 0, read);
+      assertEquals(2, json.get("cold_resident_fractions").intValue());
+      assertEquals(2, json.get("page_cache_growth_bytes").intValue());
+      assertTrue(json.get("run_peak_anon_ratio") > 0, read);
+      assertTrue(result.out().contains("\"read\":\"" + read + "\""), result.out());
+    }
+    Cli.Result text = Cli.run("bench", file.toString(), "--cold", "--runs", "1");
+    assertTrue(text.out().contains("load / storage:"), text.out());
+  }
+
+  @Test
+  void anAliasBenchmarkCanPrefetch() throws IOException {
+    Cli.Result result = Cli.run("bench", checkpoint().toString(), "--mode", "alias", "--prefetch", "--cold",
+        "--runs", "1", "--json");
+    assertEquals(0, result.exit(), result.err());
+    assertTrue(fields(result.out()).get("median_gbps") > 0);
+  }
+
+  @Test
   void badOptionsAreUsageErrors() throws IOException {
+    assertEquals(2, Cli.run("bench", checkpoint().toString(), "--read", "sideways").exit());
+    assertEquals(2, Cli.run("bench", checkpoint().toString(), "--prefetch").exit(), "prefetch is for ALIAS");
     Path file = checkpoint();
     assertEquals(2, Cli.run("bench", file.toString(), "--mode", "alias", "--dtype", "F32").exit());
     assertEquals(2, Cli.run("bench", file.toString(), "--runs", "0").exit());

@@ -13,6 +13,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.concurrent.atomic.AtomicLong;
@@ -28,7 +29,7 @@ import java.util.function.UnaryOperator;
  * <ul>
  *   <li>a chunk's bytes come from the file's mapping, or, for the files
  *       {@link LoadOptions#readMode()} says to read directly, from one positional read into a
- *       staging buffer ({@link DirectReads}; then at least {@link DirectReads#READS_IN_FLIGHT}
+ *       staging buffer ({@link PositionalReads}; then at least {@link PositionalReads#READERS}
  *       threads read at once); the backend copies from the segment it is handed either way;
  *   <li>each chunk's file pages are mapped in before the copy ({@code MADV_POPULATE_READ}, one
  *       call instead of a fault every few pages) and, with
@@ -67,7 +68,8 @@ public final class ChunkedCopy<T> {
     void copy(Assignment<T> assignment, long first, long count, MemorySegment source);
   }
 
-  private record Chunk<T>(Assignment<T> assignment, long first, long count) {}
+  /** Elements {@code [first, first + count)} of an assignment; {@code read}: with a positional read. */
+  private record Chunk<T>(Assignment<T> assignment, long first, long count, boolean read) {}
 
   /**
    * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
@@ -94,6 +96,7 @@ public final class ChunkedCopy<T> {
   private final LoadOptions options;
   private UnaryOperator<Runnable> perThread = UnaryOperator.identity();
   private Predicate<Assignment<T>> wholeOnly = assignment -> false;
+  private Destinations<T> destinations = (assignment, first, count) -> Optional.empty();
 
   /** The copy of {@code plan}'s assignments, on the threads and with the page advice of {@code options}. */
   public ChunkedCopy(LoadPlan<T> plan, LoadOptions options) {
@@ -104,6 +107,22 @@ public final class ChunkedCopy<T> {
   /** Wraps each copying thread's loop, to set up and tear down per-thread state. */
   public ChunkedCopy<T> perThread(UnaryOperator<Runnable> wrapper) {
     this.perThread = wrapper;
+    return this;
+  }
+
+  /**
+   * Where a chunk's bytes belong when they are copied as they are (same dtype, plain memory),
+   * so that a positional read can put them there itself, skipping the copy.
+   */
+  @FunctionalInterface
+  public interface Destinations<T> {
+    /** The destination of elements {@code [first, first + count)}, or empty to be handed the bytes. */
+    Optional<MemorySegment> of(Assignment<T> assignment, long first, long count);
+  }
+
+  /** Names where chunks' bytes belong (see {@link Destinations}); by default none. */
+  public ChunkedCopy<T> destinations(Destinations<T> where) {
+    this.destinations = where;
     return this;
   }
 
@@ -120,33 +139,43 @@ public final class ChunkedCopy<T> {
    *     at their next chunk
    */
   public void run(ChunkCopy<T> copy) throws LoadException {
+    Set<Path> positional = filesToReadPositionally();
+    plan.noteReadDirectly(positional);
+    ReadMode readMode = options.readMode() == ReadMode.DIRECT ? ReadMode.DIRECT : ReadMode.POSITIONAL;
     List<Chunk<T>> chunks = new ArrayList<>();
     long bytesTotal = 0;
     for (Assignment<T> assignment : inFileOrder(plan.assignments())) {
       TensorView tensor = assignment.tensor();
       long elements = tensor.elementCount();
       bytesTotal += tensor.byteSize();
+      boolean read = !wholeOnly.test(assignment) && tensor.file().map(positional::contains).orElse(false);
       if (wholeOnly.test(assignment)) {
-        chunks.add(new Chunk<>(assignment, 0, elements));
+        chunks.add(new Chunk<>(assignment, 0, elements, false));
+        continue;
+      }
+      if (read) {
+        // Cut where the file's 4 MiB blocks start, so that each read covers whole blocks (and
+        // whole page-cache folios) and is dropped from the cache whole.
+        long previous = 0;
+        for (long boundary : PositionalReads.blockBoundaries(plan.source(), tensor)) {
+          chunks.add(new Chunk<>(assignment, previous, boundary - previous, true));
+          previous = boundary;
+        }
         continue;
       }
       // A multiple of 64 elements, so that sub-byte dtypes stay byte-aligned.
       long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
       long chunkElements = Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L);
       for (long first = 0; first < elements; first += chunkElements) {
-        chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first)));
+        chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), false));
       }
     }
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
-    Set<Path> direct = filesToReadDirectly();
-    plan.noteReadDirectly(direct);
-    int threads = direct.isEmpty() ? options.threads() : Math.max(options.threads(), DirectReads.READS_IN_FLIGHT);
-    try (DirectReads reads = direct.isEmpty() ? null : new DirectReads(plan.source(), threads, CHUNK_BYTES)) {
+    int threads = positional.isEmpty() ? options.threads() : Math.max(options.threads(), PositionalReads.readers(readMode));
+    try (PositionalReads reads = positional.isEmpty() ? null : new PositionalReads(plan.source(), readMode, threads)) {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
-        boolean read = reads != null && !wholeOnly.test(chunk.assignment())
-            && chunk.assignment().tensor().file().map(direct::contains).orElse(false);
-        long bytes = read ? readChunk(chunk, copy, reads) : copyChunk(chunk, copy);
+        long bytes = chunk.read() ? readChunk(chunk, copy, reads) : copyChunk(chunk, copy);
         options.progress().onProgress(done.addAndGet(bytes), total, chunk.assignment().name());
       });
     } catch (ChunkFailure e) {
@@ -158,10 +187,11 @@ public final class ChunkedCopy<T> {
 
   /**
    * The files to read with positional reads rather than through the mapping: none with
-   * {@link ReadMode#MAPPED}, all with {@link ReadMode#DIRECT}, and with {@link ReadMode#AUTO}
-   * those of which less than half of the tensors' pages are in the page cache.
+   * {@link ReadMode#MAPPED}, all with {@link ReadMode#POSITIONAL} and {@link ReadMode#DIRECT},
+   * and with {@link ReadMode#AUTO} those of which less than half of the tensors' pages are in
+   * the page cache.
    */
-  private Set<Path> filesToReadDirectly() {
+  private Set<Path> filesToReadPositionally() {
     Map<Path, double[]> residency = new HashMap<>();   // file -> {resident bytes, bytes}
     for (Assignment<T> assignment : plan.assignments()) {
       TensorView tensor = assignment.tensor();
@@ -176,27 +206,30 @@ public final class ChunkedCopy<T> {
     }
     return switch (options.readMode()) {
       case MAPPED -> Set.of();
-      case DIRECT -> residency.keySet();
+      case POSITIONAL, DIRECT -> residency.keySet();
       case AUTO -> residency.entrySet().stream().filter(e -> e.getValue()[0] < 0.5 * e.getValue()[1])
           .map(Map.Entry::getKey).collect(Collectors.toSet());
     };
   }
 
-  /** Reads one chunk from its file into a staging buffer and copies it from there; returns the bytes read. */
-  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, DirectReads reads) {
+  /**
+   * Reads one chunk from its file: straight into its destination where the backend names one
+   * for bytes copied as they are, else into a staging buffer the backend copies from. Returns
+   * the bytes read.
+   */
+  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, PositionalReads reads) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
-    MemorySegment stage = reads.acquire();
     try {
       long offset = tensor.dtype().byteSize(chunk.first());
       long length = tensor.dtype().byteSize(chunk.count());
-      MemorySegment source = reads.read(tensor, offset, length, stage);
-      copy.copy(assignment, chunk.first(), chunk.count(), source);
+      Optional<MemorySegment> destination = tensor.dtype() == assignment.targetDType()
+          ? destinations.of(assignment, chunk.first(), chunk.count()) : Optional.empty();
+      reads.read(tensor, offset, length, destination,
+          source -> copy.copy(assignment, chunk.first(), chunk.count(), source));
       return length;
     } catch (RuntimeException e) {
       throw new ChunkFailure(assignment, e);
-    } finally {
-      reads.release(stage);
     }
   }
 

@@ -197,6 +197,51 @@ public final class Posix {
   }
 
   /**
+   * Drops ranges of one file from the page cache as they are read ("drop-behind"), so that a
+   * load reading a cold file leaves the cache as it found it. Holds a descriptor of its own on
+   * the file (the advice acts on the file's cache, whichever descriptor gives it).
+   */
+  public static final class CacheDropper implements AutoCloseable {
+    private final int fd;
+
+    private CacheDropper(int fd) {
+      this.fd = fd;
+    }
+
+    /** Drops the pages of {@code [offset, offset + length)} that nobody has mapped or dirtied. */
+    public void drop(long offset, long length) {
+      try {
+        int ignored = (int) FADVISE.invokeExact(fd, offset, length, POSIX_FADV_DONTNEED);
+      } catch (Throwable e) {
+        reportFallback("posix_fadvise(POSIX_FADV_DONTNEED)", e.toString());
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        int ignored = (int) CLOSE.invokeExact(fd);
+      } catch (Throwable e) {
+        // nothing was written through it
+      }
+    }
+  }
+
+  /** A {@link CacheDropper} for {@code file}, or empty where the calls are not available. */
+  public static Optional<CacheDropper> cacheDropper(java.nio.file.Path file) {
+    if (OPEN == null || FADVISE == null || CLOSE == null) {
+      return Optional.empty();
+    }
+    try (Arena arena = Arena.ofConfined()) {
+      int fd = (int) OPEN.invokeExact(arena.allocateFrom(file.toString()), O_RDONLY);
+      return fd < 0 ? Optional.empty() : Optional.of(new CacheDropper(fd));
+    } catch (Throwable e) {
+      reportFallback("open", e.toString());
+      return Optional.empty();
+    }
+  }
+
+  /**
    * Drops a file's pages from the page cache, so that its next read comes from the storage:
    * {@code fsync} first (dirty pages cannot be dropped), then
    * {@code posix_fadvise(POSIX_FADV_DONTNEED)}. Pages that a process has mapped stay.

@@ -48,7 +48,10 @@ final class Loader {
       for (Assignment<Variable> assignment : plan.assignments()) {
         store.allocate(assignment.target().handle(), false);
       }
-      new ChunkedCopy<>(plan, options).run((assignment, first, count, source) -> {
+      new ChunkedCopy<>(plan, options).destinations((assignment, first, count) -> {
+        Variable variable = assignment.target().handle();
+        return Optional.of(variable.memoryOrNull().asSlice(variable.dtype().byteSize(first), variable.dtype().byteSize(count)));
+      }).run((assignment, first, count, source) -> {
         Variable variable = assignment.target().handle();
         ChunkedCopy.chunkView(assignment, count, source).copyRangeTo(0, count, variable.memoryOrNull(),
             variable.dtype().byteSize(first), variable.dtype());

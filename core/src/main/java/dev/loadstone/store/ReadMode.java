@@ -5,14 +5,18 @@ package dev.loadstone.store;
  * load always uses the mapping: its variables are the mapped bytes.
  *
  * <pre>{@code
- * store.load(checkpoint, LoadOptions.defaults().withReadMode(ReadMode.DIRECT));   // a cold start
+ * store.load(checkpoint, LoadOptions.defaults().withReadMode(ReadMode.POSITIONAL));   // a cold start
  * }</pre>
+ *
+ * <p>Reads other than {@link #MAPPED} keep many large reads in flight (a device reaches its
+ * throughput only with several outstanding requests) and never fault; a file truncated or
+ * replaced under them is a {@link LoadException} naming the file and the tensor.
  */
 public enum ReadMode {
   /**
    * Asks the page cache ({@code mincore}) about each file when the load starts: a file mostly
-   * in it is copied out of the mapping ({@link #MAPPED}), the others are read {@link #DIRECT}.
-   * The default.
+   * in it is copied out of the mapping ({@link #MAPPED}), the others are read
+   * {@link #POSITIONAL}. The default.
    */
   AUTO,
   /**
@@ -21,12 +25,17 @@ public enum ReadMode {
    */
   MAPPED,
   /**
-   * Reads the file with large positional reads, many in flight, into the variables (through a
-   * small staging buffer per reader): no page faults, and with {@code O_DIRECT}, where the file
-   * system supports it, without filling the page cache, so a load does not evict the rest of
-   * the machine's cache. Where {@code O_DIRECT} is refused, buffered reads (said once, see
-   * {@code loadstone bench}'s fallbacks). A file truncated or replaced under the load is a
-   * {@link LoadException} naming the file and the tensor.
+   * Positional reads through the page cache, each range dropped from the cache once read
+   * ({@code POSIX_FADV_DONTNEED}), so that the cache holds what it held before: straight into
+   * the variable where no conversion is needed, through a small staging buffer per reader
+   * where one is.
+   */
+  POSITIONAL,
+  /**
+   * Positional reads around the page cache ({@code O_DIRECT}), where the file system takes it
+   * (else {@link #POSITIONAL}, said once), through a staging buffer per reader (aligned reads,
+   * the tensor's bytes cut out of them). Leaves the page cache alone; on some storage slower
+   * than {@link #POSITIONAL} (see the README's figures).
    */
   DIRECT
 }

@@ -66,6 +66,10 @@ final class ModuleLoad {
       LibtorchThreads.keepingThreadSetting(() -> new ChunkedCopy<>(plan, options)
           .perThread(LibtorchThreads::caller)
           .wholeOnly(assignment -> !assignment.target().handle().is_contiguous())
+          .destinations((assignment, first, count) -> copiedOnHost(assignment)
+              ? Optional.of(hostMemory(assignment).asSlice(assignment.targetDType().byteSize(first),
+                  assignment.targetDType().byteSize(count)))
+              : Optional.empty())
           .run(ModuleLoad::copyChunk));
       return plan.report(true);
     }
@@ -117,8 +121,7 @@ final class ModuleLoad {
     try (PointerScope scope = new PointerScope()) {
       if (copiedOnHost(assignment)) {
         DType to = assignment.targetDType();
-        MemorySegment storage = MemorySegment.ofAddress(target.data_ptr().address())
-            .reinterpret(to.byteSize(tensor.elementCount()));
+        MemorySegment storage = hostMemory(assignment);
         ChunkedCopy.chunkView(assignment, count, source).copyRangeTo(0, count, storage, to.byteSize(first), to);
         return;
       }
@@ -130,6 +133,15 @@ final class ModuleLoad {
       boolean whole = first == 0 && count == tensor.elementCount();
       Tensor destination = whole ? target : target.view(-1).narrow(0, first, count);
       destination.copy_(TorchTensors.wrap(source, type, whole ? tensor.shape() : new long[] {count}));
+    }
+  }
+
+  /** The target's memory on the host, as a segment of its size (for {@link #copiedOnHost} targets). */
+  private static MemorySegment hostMemory(Assignment<Tensor> assignment) {
+    Tensor target = assignment.target().handle();
+    try (PointerScope scope = new PointerScope()) {
+      return MemorySegment.ofAddress(target.data_ptr().address())
+          .reinterpret(assignment.targetDType().byteSize(assignment.tensor().elementCount()));
     }
   }
 
