@@ -188,15 +188,16 @@ final class LoadBenchmark {
     long copied = Math.max(bytesWritten, bytes);
     // One untimed round first, so the timed runs measure compiled code, not the JIT, and the
     // baseline holds the heap the JVM grew to on the way (its variables are freed again).
-    memcpyGbps(copied, settings.threads());
+    copyBaselines(copied, settings.threads());
     timedRun(settings, 0, progressStream);
     long baselineAnon = ProcessMemory.anonymous();
     long peakAnon;
     long peakRss;
     try (ProcessMemory.PeakSampler sampler = new ProcessMemory.PeakSampler()) {
       for (int run = 0; run < settings.runs(); run++) {
-        memcpy[run] = sampler.excluding(() -> memcpyGbps(copied, settings.threads()));
-        javaCopy[run] = sampler.excluding(() -> copyGbps(copied, settings.threads(), Baseline.JVM_COPY));
+        Baselines baselines = sampler.excluding(() -> copyBaselines(copied, settings.threads()));
+        memcpy[run] = baselines.memcpyGbps();
+        javaCopy[run] = baselines.jvmCopyGbps();
         if (settings.cold()) {
           storage[run] = sampler.excluding(() -> storageGbps(files, settings.threads()));
         }
@@ -373,72 +374,80 @@ final class LoadBenchmark {
     }
   }
 
-  /** {@link #copyGbps} with the C library's {@code memcpy}. */
-  static double memcpyGbps(long bytes, int threads) {
-    return copyGbps(bytes, threads, Baseline.C_MEMCPY);
-  }
-
   /** Who copies in a baseline. */
   enum Baseline {
     /**
      * The C library's {@code memcpy}, called once per thread and pass on its whole slice (as a
      * program copying whole tensors would): glibc switches to streaming stores above a size
-     * derived from the cache, which the slices exceed. The independent baseline: what a
-     * native loader gets.
+     * derived from the cache, and to its fastest large-copy path for slices of hundreds of MiB,
+     * which the buffers give it. The independent baseline: what a native loader gets at best.
      */
     C_MEMCPY,
     /** The JVM's own copy ({@code MemorySegment.copy}), which uses streaming stores only on some processors. */
     JVM_COPY
   }
 
+  /** The two copy baselines, measured on the same buffers. In GB/s. */
+  record Baselines(double memcpyGbps, double jvmCopyGbps) {}
+
   private static final MethodHandle MEMCPY = Posix.downcall("memcpy", FunctionDescriptor.of(
       ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG), Linker.Option.critical(false));
 
+  /** The largest baseline buffer: the load's size class, up to where memcpy's speed stops growing (measured: 1 GiB). */
+  private static final long MAX_BASELINE_BUFFER = 1L << 30;
+
   /**
-   * Copies {@code bytes} bytes between two touched 256 MiB buffers (far larger than the caches)
-   * on {@code threads} threads, reusing them until the count is met, with {@code baseline}'s
-   * copy (the JVM's where the C library's cannot be called); in GB/s. The buffers come from a
-   * VarStore, allocated exactly as the variables are, and are freed before returning.
+   * Copies {@code bytes} bytes with the C library's {@code memcpy} (the JVM's copy where it
+   * cannot be called), then with the JVM's, between two touched buffers of the load's size (at
+   * most 1 GiB each; memcpy is slower on smaller ones: 8-10 GB/s on 256 MiB against 15-16 on
+   * 1 GiB here), on {@code threads} threads, reusing the buffers until the count is met. The
+   * buffers come from a VarStore, allocated exactly as the variables are, and are freed before
+   * returning.
    */
-  static double copyGbps(long bytes, int threads, Baseline baseline) {
-    boolean native_ = baseline == Baseline.C_MEMCPY && MEMCPY != null;
-    long size = Math.min(Math.max(bytes, 1 << 20), 256L << 20);
+  static Baselines copyBaselines(long bytes, int threads) {
+    long size = Math.min(Math.max(bytes, 1 << 20), MAX_BASELINE_BUFFER);
     try (VarStore buffers = new VarStore()) {
       MemorySegment from = buffers.root().zeros("from", DType.U8, size).segment();
       MemorySegment to = buffers.root().zeros("to", DType.U8, size).segment();
       from.fill((byte) 1);
       to.fill((byte) 2);
-      long slice = (size / threads) & -64L;
-      long passes = (bytes + size - 1) / size;
-      List<Thread> workers = new ArrayList<>();
-      long start = System.nanoTime();
-      for (int t = 0; t < threads; t++) {
-        long begin = t * slice;
-        long length = t == threads - 1 ? size - begin : slice;
-        workers.add(Thread.ofPlatform().start(() -> {
-          for (long pass = 0; pass < passes; pass++) {
-            if (native_) {
-              try {
-                MemorySegment ignored = (MemorySegment) MEMCPY.invokeExact(to.asSlice(begin, length), from.asSlice(begin, length), length);
-              } catch (Throwable e) {
-                throw new IllegalStateException("memcpy failed", e);
-              }
-            } else {
-              MemorySegment.copy(from, begin, to, begin, length);
-            }
-          }
-        }));
-      }
-      for (Thread worker : workers) {
-        try {
-          worker.join();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          return Double.NaN;
-        }
-      }
-      return passes * size / ((System.nanoTime() - start) / 1e9) / 1e9;
+      return new Baselines(copyGbps(from, to, bytes, threads, MEMCPY != null ? Baseline.C_MEMCPY : Baseline.JVM_COPY),
+          copyGbps(from, to, bytes, threads, Baseline.JVM_COPY));
     }
+  }
+
+  private static double copyGbps(MemorySegment from, MemorySegment to, long bytes, int threads, Baseline baseline) {
+    long size = from.byteSize();
+    long slice = (size / threads) & -64L;
+    long passes = (bytes + size - 1) / size;
+    List<Thread> workers = new ArrayList<>();
+    long start = System.nanoTime();
+    for (int t = 0; t < threads; t++) {
+      long begin = t * slice;
+      long length = t == threads - 1 ? size - begin : slice;
+      workers.add(Thread.ofPlatform().start(() -> {
+        for (long pass = 0; pass < passes; pass++) {
+          if (baseline == Baseline.C_MEMCPY) {
+            try {
+              MemorySegment ignored = (MemorySegment) MEMCPY.invokeExact(to.asSlice(begin, length), from.asSlice(begin, length), length);
+            } catch (Throwable e) {
+              throw new IllegalStateException("memcpy failed", e);
+            }
+          } else {
+            MemorySegment.copy(from, begin, to, begin, length);
+          }
+        }
+      }));
+    }
+    for (Thread worker : workers) {
+      try {
+        worker.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return Double.NaN;
+      }
+    }
+    return passes * size / ((System.nanoTime() - start) / 1e9) / 1e9;
   }
 
   static double median(double[] values) {
