@@ -72,7 +72,8 @@ final class BenchCommand implements Command {
         Option.flag("--evict", "drop PATH from the page cache first, so it is read in as a first load reads it"),
         Option.flag("--cold", "load from the storage: drop PATH from the page cache before each run, and measure"
             + " the storage's own read speed beside it"),
-        Option.valued("--read", "auto|mapped|direct", "how COPY reads the files (default auto: direct where not cached)"),
+        Option.valued("--read", "auto|mapped|positional|direct",
+            "how COPY reads the files (default auto: positional reads where not cached; direct: O_DIRECT)"),
         Option.flag("--prefetch", "ALIAS: read the aliased bytes in before the load returns"),
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"));
   }
@@ -118,8 +119,9 @@ final class BenchCommand implements Command {
     ReadMode readMode = switch (args.value("--read").orElse("auto").toLowerCase(Locale.ROOT)) {
       case "auto" -> ReadMode.AUTO;
       case "mapped" -> ReadMode.MAPPED;
+      case "positional" -> ReadMode.POSITIONAL;
       case "direct" -> ReadMode.DIRECT;
-      default -> throw new UsageException("--read is auto, mapped or direct, not '" + Text.oneLine(args.value("--read").get()) + "'");
+      default -> throw new UsageException("--read is auto, mapped, positional or direct, not '" + Text.oneLine(args.value("--read").get()) + "'");
     };
     if (args.has("--prefetch") && mode != LoadMode.ALIAS) {
       throw new UsageException("--prefetch reads in what an ALIAS load binds: use it with --mode alias");

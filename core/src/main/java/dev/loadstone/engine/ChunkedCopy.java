@@ -58,6 +58,9 @@ public final class ChunkedCopy<T> {
    */
   public static final long CHUNK_BYTES = 8L << 20;
 
+  /** {@link ReadMode#AUTO} asks the page cache about one page in every this many bytes. */
+  private static final long RESIDENCY_SAMPLE_STRIDE = 2L << 20;
+
   /** Copies one chunk: elements {@code [first, first + count)} of the assignment's tensor. */
   @FunctionalInterface
   public interface ChunkCopy<T> {
@@ -189,7 +192,8 @@ public final class ChunkedCopy<T> {
    * The files to read with positional reads rather than through the mapping: none with
    * {@link ReadMode#MAPPED}, all with {@link ReadMode#POSITIONAL} and {@link ReadMode#DIRECT},
    * and with {@link ReadMode#AUTO} those of which less than half of the tensors' pages are in
-   * the page cache.
+   * the page cache (sampled: one page in every {@value #RESIDENCY_SAMPLE_STRIDE} bytes, so that
+   * asking costs well under a millisecond per gigabyte).
    */
   private Set<Path> filesToReadPositionally() {
     Map<Path, double[]> residency = new HashMap<>();   // file -> {resident bytes, bytes}
@@ -200,7 +204,7 @@ public final class ChunkedCopy<T> {
       }
       double[] counts = residency.computeIfAbsent(tensor.file().get(), f -> new double[2]);
       if (options.readMode() == ReadMode.AUTO) {
-        counts[0] += Posix.residentFraction(tensor.segment()).orElse(1) * tensor.byteSize();
+        counts[0] += Posix.sampledResidentFraction(tensor.segment(), RESIDENCY_SAMPLE_STRIDE).orElse(1) * tensor.byteSize();
       }
       counts[1] += tensor.byteSize();
     }

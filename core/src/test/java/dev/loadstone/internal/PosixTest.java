@@ -41,6 +41,28 @@ class PosixTest {
     }
   }
 
+  /** The sampled residency that AUTO decides on agrees with the exact count, cold and warm. */
+  @Test
+  void sampledResidencyAgreesWithTheExactCount() throws IOException {
+    assumeTrue(Posix.isLinux());
+    Path file = dir.resolve("data.bin");
+    int size = 32 << 20;
+    java.nio.file.Files.write(file, new byte[size]);
+    assumeTrue(Posix.evict(file), "the page cache cannot be dropped here");
+    try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file); Arena arena = Arena.ofConfined()) {
+      MemorySegment mapping = channel.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, size, arena);
+      double coldExact = Posix.residentFraction(mapping).orElseThrow();
+      assumeTrue(coldExact < 0.1, "the file stayed cached");
+      assertEquals(coldExact, Posix.sampledResidentFraction(mapping, 1 << 20).orElseThrow(), 0.1, "cold");
+      channel.read(java.nio.ByteBuffer.allocate(size / 2), 0);   // the first half into the cache
+      double halfExact = Posix.residentFraction(mapping).orElseThrow();
+      assertTrue(halfExact > 0.4 && halfExact < 0.95, "the half read and what the kernel read ahead: " + halfExact);
+      assertEquals(halfExact, Posix.sampledResidentFraction(mapping, 1 << 20).orElseThrow(), 0.1, "half cached");
+      assertEquals(1.0, Posix.sampledResidentFraction(mapping.asSlice(0, 4096), 1 << 20).orElseThrow(),
+          "a slice smaller than the stride is asked about its first page");
+    }
+  }
+
   /** A call that fails is said once, with its errno, and the caller carries on. */
   @Test
   void aFailingCallIsReportedOnceWithItsErrno() {
