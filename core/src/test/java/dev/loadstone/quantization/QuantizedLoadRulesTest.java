@@ -20,6 +20,13 @@ import dev.loadstone.store.LoadReport.Mismatch;
 import dev.loadstone.store.NameMapping;
 import dev.loadstone.store.VarStore;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -314,6 +321,56 @@ class QuantizedLoadRulesTest {
       LoadException e = assertThrows(LoadException.class, () -> store.load(checkpoint, LoadOptions.defaults().partial()));
       assertEquals(Reason.INVALID_QUANTIZED_VALUE, findCause(e, SafeTensorsException.class).reason());
       assertTrue(e.getMessage().contains("desc_act"), e.getMessage());
+    }
+  }
+
+  @Test
+  void aLargeWeightLoadsInChunksOnSeveralThreadsWithProgress() throws IOException {
+    // 4100 x 2050 FP8 in 128 x 128 blocks (ragged both ways): about 32 MiB of F32, four chunks.
+    long rows = 4100;
+    long columns = 2050;
+    Random random = new Random(7);
+    Arena arena = Arena.ofAuto();
+    MemorySegment codes = arena.allocate(rows * columns);
+    for (long i = 0; i < codes.byteSize(); i++) {
+      int code = random.nextInt(256);
+      codes.set(ValueLayout.JAVA_BYTE, i, (byte) ((code & 0x7F) == 0x7F ? 0x7E : code));
+    }
+    MemorySegment scales = arena.allocate(33 * 17 * 4);
+    for (long i = 0; i < 33 * 17; i++) {
+      scales.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 1e-3f + random.nextFloat() * 1e-2f);
+    }
+    Path model = Files.createDirectories(dir.resolve("large"));
+    Files.writeString(model.resolve("config.json"),
+        "{\"quantization_config\": {\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}}");
+    dev.loadstone.safetensors.SafeTensorsWriter.write(model.resolve("model.safetensors"), Map.of(), List.of(
+        TensorView.of("w.weight", DType.F8_E4M3, new long[] {rows, columns}, codes),
+        TensorView.of("w.weight_scale_inv", DType.F32, new long[] {33, 17}, scales)));
+    AtomicLong done = new AtomicLong();
+    AtomicLong total = new AtomicLong();
+    try (Checkpoint checkpoint = Checkpoint.open(model); VarStore store = new VarStore()) {
+      store.root().zeros("w.weight", DType.F32, rows, columns);
+      LoadReport report = store.load(checkpoint, LoadOptions.defaults().withThreads(2)
+          .withProgress((bytes, of, tensor) -> {
+            done.accumulateAndGet(bytes, Math::max);
+            total.set(of);
+          }));
+      assertEquals(List.of("w.weight"), report.loaded());
+      long stored = rows * columns + 33 * 17 * 4;
+      assertEquals(stored, report.bytesRead());
+      assertEquals(rows * columns * 4, report.bytesWritten());
+      assertEquals(stored, total.get());
+      assertEquals(stored, done.get());
+      MemorySegment whole = arena.allocate(rows * columns * 4);
+      Quantization.of(checkpoint).weight("w.weight").orElseThrow().dequantize(0, rows, whole, 0, DType.F32);
+      assertEquals(-1L, whole.mismatch(store.variable("w.weight").segment()));
+      // Spot checks against the definition: code * scale of the element's block.
+      for (long[] at : new long[][] {{0, 0}, {127, 128}, {4099, 2049}, {4096, 2048}, {2000, 1000}}) {
+        long i = at[0] * columns + at[1];
+        double expected = DType.F8_E4M3.decodeDouble(codes.get(ValueLayout.JAVA_BYTE, i) & 0xFF)
+            * scales.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, (at[0] / 128) * 17 + at[1] / 128);
+        assertEquals((float) expected, store.variable("w.weight").view().getFloat(i), "element " + at[0] + ", " + at[1]);
+      }
     }
   }
 }
