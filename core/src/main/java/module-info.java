@@ -6,6 +6,8 @@
  * {@link dev.loadstone.safetensors.SafeTensorsWriter} writes one.
  * {@link dev.loadstone.checkpoint.Checkpoint} opens a model directory, single-file or sharded;
  * {@link dev.loadstone.checkpoint.CheckpointWriter} writes one.
+ * {@link dev.loadstone.quantization.Quantization} finds a checkpoint's quantized weights, which
+ * {@link dev.loadstone.store.VarStore} dequantizes on load.
  */
 module dev.loadstone.core {
   requires com.fasterxml.jackson.core;
@@ -17,6 +19,7 @@ module dev.loadstone.core {
   exports dev.loadstone.safetensors;
   exports dev.loadstone.checkpoint;
   exports dev.loadstone.store;
+  exports dev.loadstone.quantization;
   // The system calls, for the command line's page-cache probes; not a public API.
   exports dev.loadstone.internal to dev.loadstone.cli;
   // The load engine (planning, chunked parallel copy), for backends in this project: the

@@ -2,6 +2,9 @@ package dev.loadstone.cli;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.internal.AtomicFile;
+import dev.loadstone.quantization.Quantization;
+import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorSpec;
@@ -15,13 +18,19 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
 /**
- * {@code loadstone convert IN OUT [--dtype F32|F16|BF16] [--max-shard-size SIZE]}: rewrites a
+ * {@code loadstone convert IN OUT [--dtype F32|F16|BF16] [--dequantize] [--max-shard-size SIZE]}: rewrites a
  * checkpoint (file, model directory or index) with every floating-point tensor converted to one
  * dtype, integer, BOOL and complex tensors unchanged, and the metadata kept. OUT is one
  * {@code .safetensors} file, or with {@code --max-shard-size} a model directory written as
@@ -30,7 +39,9 @@ import java.util.Optional;
  * <p>The data streams through in chunks of at most 16 MiB ({@link #CHUNK_BYTES}): unchanged
  * tensors straight from the input's mapping to the output, converted ones through one reusable
  * off-heap buffer; so memory stays small whatever the size of the checkpoint. The output is
- * written atomically (temporary files renamed into place once complete).
+ * written atomically (temporary files renamed into place once complete). With
+ * {@code --dequantize} a quantized checkpoint ({@link Quantization}) is written dense: each
+ * quantized weight as one tensor of its logical name and shape, computed a few rows at a time.
  */
 final class ConvertCommand implements Command {
   /** The most bytes written in one step, and the size of the conversion buffer. */
@@ -57,7 +68,7 @@ final class ConvertCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "IN OUT [--dtype DTYPE] [--max-shard-size SIZE]";
+    return "IN OUT [--dtype DTYPE] [--dequantize] [--max-shard-size SIZE]";
   }
 
   @Override
@@ -85,6 +96,15 @@ final class ConvertCommand implements Command {
         Files of an earlier checkpoint in OUT that would contradict the new one are deleted.
         SIZE is e.g. 5GB, 500MB (powers of 1000), 2GiB (powers of 1024) or a number of bytes.
 
+        --dequantize writes a quantized checkpoint (config.json beside IN with a
+        quantization_config: fp8, compressed-tensors, gptq or awq) dense: each quantized weight
+        becomes one tensor of its logical name and shape [out, in], in DTYPE or else the
+        model's dtype (config.json's torch_dtype, or the scales'), its packed values, scales,
+        zero points and group indices dropped. When OUT is a directory, IN's config.json is
+        copied there without its quantization_config. Converting a quantized checkpoint with
+        --dtype but without --dequantize is refused: it would convert FP8 weights or scales
+        without applying them.
+
         OUT may not be IN, nor (when OUT is a directory) the directory that holds IN's files.
         Output files appear only once complete. On a terminal, a progress bar on stderr follows
         inputs over 64 MiB; at the end one summary line goes to stdout.
@@ -95,6 +115,7 @@ final class ConvertCommand implements Command {
   public List<Option> options() {
     return List.of(
         Option.valued("--dtype", "DTYPE", "convert floating-point tensors to F32, F16 or BF16"),
+        Option.flag("--dequantize", "write a quantized checkpoint's weights dense"),
         Option.valued("--max-shard-size", "SIZE", "write a sharded model directory, shards of at most SIZE"));
   }
 
@@ -125,10 +146,33 @@ final class ConvertCommand implements Command {
       }
       refuseInPlace(checkpoint, outIsDirectory ? out0 : target, outIsDirectory, outArgument);
 
+      boolean dequantize = args.has("--dequantize");
+      Quantization quantization = dequantize || dtype.isPresent() ? Quantization.of(checkpoint) : null;
+      if (quantization != null && !dequantize && !quantization.isEmpty()) {
+        throw new UsageException("IN is quantized (" + quantization.scheme().orElse("scheme unknown") + ", "
+            + Text.count(quantization.weights().size(), "quantized weight") + "): --dtype alone would convert "
+            + Text.oneLine(quantization.weights().getFirst().tensors().getFirst().name())
+            + " without applying its scales; add --dequantize to write dense weights");
+      }
+      Map<String, QuantizedWeight> dequantized = new HashMap<>();
       List<TensorSpec> specs = new ArrayList<>(checkpoint.tensors().size());
       int converted = 0;
       long bytesIn = 0;
       for (TensorView tensor : checkpoint.tensors()) {
+        Optional<QuantizedWeight> weight = dequantize ? quantization.holding(tensor.name()) : Optional.empty();
+        if (weight.isPresent()) {
+          QuantizedWeight w = weight.get();
+          if (w.problem().isPresent()) {
+            throw new UsageException("cannot dequantize " + Text.oneLine(w.name()) + ": " + Text.oneLine(w.problem().get()));
+          }
+          if (w.tensors().getFirst() == tensor) {
+            specs.add(new TensorSpec(w.name(), dtype.orElse(w.dtype()), w.shape()));
+            dequantized.put(w.name(), w);
+            converted++;
+          }
+          bytesIn += tensor.byteSize();
+          continue;
+        }
         DType to = tensor.dtype().convertingFloatsTo(dtype);
         if (to != tensor.dtype()) {
           converted++;
@@ -155,14 +199,18 @@ final class ConvertCommand implements Command {
       long bytesOut;
       ProgressBar progress = ProgressBar.forTerminal(err, "converting", bytesIn);
       try (output) {
-        bytesOut = copy(checkpoint, output, progress);
+        bytesOut = copy(checkpoint, dequantized, output, progress);
         output.commit();
       } finally {
         progress.finish();
       }
+      if (dequantize && outIsDirectory && quantization.configFile().isPresent()) {
+        AtomicFile.write(out0.resolve(Quantization.CONFIG_FILE), withoutQuantizationConfig(quantization.configFile().get()));
+      }
 
       long nanos = System.nanoTime() - begin;
-      String changed = dtype.isEmpty() ? "data unchanged"
+      String changed = dequantize ? dequantized.size() + " dequantized" + dtype.map(d -> " to " + d).orElse("")
+          : dtype.isEmpty() ? "data unchanged"
           : converted == 0 ? "none to convert to " + dtype.get()
           : converted + " converted to " + dtype.get();
       List<String> files = output.files();
@@ -175,6 +223,49 @@ final class ConvertCommand implements Command {
           + " bytes of tensor data in " + Text.seconds(nanos));
     }
     return Main.EXIT_OK;
+  }
+
+  /** Streams a quantized weight's values into the output, a few rows at a time; returns the bytes written. */
+  private long dequantize(QuantizedWeight weight, TensorSpec spec, TensorWriter output, ProgressBar progress,
+      Arena arena) throws IOException {
+    long rows = weight.shape()[0];
+    long rowBytes = spec.dtype().byteSize(weight.shape()[1]);
+    long rowsPerChunk = Math.max(1, chunkBytes / Math.max(1, rowBytes));
+    MemorySegment buffer = arena.allocate(Math.max(1, rowsPerChunk * rowBytes), 64);
+    long stored = weight.storedByteSize();
+    for (long first = 0; first < rows; first += rowsPerChunk) {
+      long count = Math.min(rowsPerChunk, rows - first);
+      weight.dequantize(first, count, buffer, 0, spec.dtype());
+      output.write(spec.name(), buffer.asSlice(0, count * rowBytes));
+      progress.add(stored * (first + count) / rows - stored * first / rows);
+    }
+    return spec.byteSize();
+  }
+
+  /** A model config without its {@code quantization_config}, every other member as it was (re-indented). */
+  static byte[] withoutQuantizationConfig(Path config) throws IOException {
+    JsonFactory factory = new JsonFactory();
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (JsonParser in = factory.createParser(Files.readAllBytes(config));
+         JsonGenerator out = factory.createGenerator(bytes).useDefaultPrettyPrinter()) {
+      if (in.nextToken() != JsonToken.START_OBJECT) {
+        throw new IOException(config + ": not a JSON object");
+      }
+      out.writeStartObject();
+      while (in.nextToken() == JsonToken.FIELD_NAME) {
+        String name = in.currentName();
+        in.nextToken();
+        if (name.equals("quantization_config")) {
+          in.skipChildren();
+          continue;
+        }
+        out.writeFieldName(name);
+        out.copyCurrentStructure(in);
+      }
+      out.writeEndObject();
+    }
+    bytes.write('\n');
+    return bytes.toByteArray();
   }
 
   /**
@@ -210,12 +301,17 @@ final class ConvertCommand implements Command {
    *
    * @return the bytes of tensor data written
    */
-  private long copy(Checkpoint checkpoint, TensorWriter output, ProgressBar progress)
-      throws IOException {
+  private long copy(Checkpoint checkpoint, Map<String, QuantizedWeight> dequantized, TensorWriter output,
+      ProgressBar progress) throws IOException {
     long written = 0;
     try (Arena arena = Arena.ofConfined()) {
       MemorySegment buffer = null;
       for (TensorSpec spec : output.tensors()) {
+        QuantizedWeight weight = dequantized.get(spec.name());
+        if (weight != null) {
+          written += dequantize(weight, spec, output, progress, arena);
+          continue;
+        }
         TensorView source = checkpoint.tensor(spec.name());
         DType from = source.dtype();
         DType to = spec.dtype();

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.StreamWriteFeature;
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.quantization.Quantization;
+import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
@@ -51,10 +53,19 @@ final class InspectCommand implements Command {
         file, as written in its header. With several shards a FILE column names each tensor's
         shard. The metadata is the first shard's.
 
+        A quantized checkpoint (config.json beside it with a quantization_config) lists its
+        scheme and, per quantized weight, the logical name, dtype and shape [out, in] the
+        unquantized model has, and the stored tensors it is made of. Tensors that look like a
+        quantized weight's parts without a scheme to read them are listed too, as "unknown".
+        A scheme Loadstone does not dequantize, or tensors that do not fit it, are an error.
+
         With --json, prints one JSON object:
           {"metadata": {...} or null, "total_bytes": N,
-           "tensors": [{"name", "dtype", "shape", "data_offsets": [begin, end], "file"}, ...]}
-        where "file" is the name of the tensor's file (relative to the model directory).
+           "tensors": [{"name", "dtype", "shape", "data_offsets": [begin, end], "file"}, ...],
+           "quantization": {"scheme": S or null, "weights": [{"name", "dtype", "shape",
+                            "scheme", "tensors": [...]}, ...]}}
+        where "file" is the name of the tensor's file (relative to the model directory), and
+        "quantization" is present only for a checkpoint with quantized weights.
         """;
   }
 
@@ -67,10 +78,11 @@ final class InspectCommand implements Command {
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
     Path path = Inputs.checkpoint(args.requireOne("PATH"));
     try (Checkpoint checkpoint = Checkpoint.open(path)) {
+      Quantization quantization = Quantization.of(checkpoint);
       if (args.has("--json")) {
-        writeJson(checkpoint, out);
+        writeJson(checkpoint, quantization, out);
       } else {
-        writeText(checkpoint, out);
+        writeText(checkpoint, quantization, out);
       }
     }
     return Main.EXIT_OK;
@@ -101,7 +113,7 @@ final class InspectCommand implements Command {
     return names;
   }
 
-  private static void writeText(Checkpoint checkpoint, PrintStream out) throws IOException {
+  private static void writeText(Checkpoint checkpoint, Quantization quantization, PrintStream out) throws IOException {
     boolean sharded = checkpoint.shards().size() > 1;
     Map<SafeTensors, String> fileNames = fileNames(checkpoint);
     out.println(Text.oneLine(checkpoint.path().toString())
@@ -150,6 +162,10 @@ final class InspectCommand implements Command {
           + Text.grouped(onDisk) + " bytes" + declared);
     }
     out.println();
+    if (!quantization.isEmpty()) {
+      writeQuantization(quantization, out);
+      out.println();
+    }
     Map<String, String> metadata = checkpoint.metadata().orElse(null);
     if (metadata == null) {
       out.println("Metadata: none");
@@ -161,7 +177,27 @@ final class InspectCommand implements Command {
     }
   }
 
-  private static void writeJson(Checkpoint checkpoint, PrintStream out) throws IOException {
+  /** The scheme, then one row per quantized weight: its logical name, dtype and shape, and what it is made of. */
+  private static void writeQuantization(Quantization quantization, PrintStream out) {
+    String scheme = quantization.scheme()
+        .map(s -> Text.oneLine(s) + quantization.configFile().map(f -> " (" + Text.oneLine(String.valueOf(f.getFileName())) + ")").orElse(""))
+        .orElse("no scheme (no quantization_config)");
+    out.println("Quantization: " + scheme + ", " + Text.count(quantization.weights().size(), "quantized weight"));
+    List<String[]> rows = new ArrayList<>();
+    rows.add(new String[] {"WEIGHT", "DTYPE", "SHAPE", "SCHEME", "FROM"});
+    for (QuantizedWeight weight : quantization.weights()) {
+      boolean known = weight.problem().isEmpty();
+      rows.add(new String[] {Text.oneLine(weight.name()), known ? weight.dtype().name() : "?",
+          known ? Text.shape(weight.shape()) : "?", Text.oneLine(weight.scheme()),
+          Text.oneLine(String.join(", ", weight.tensors().stream().map(TensorView::name).toList()))});
+    }
+    Text.table(rows, "  ").forEach(out::println);
+    for (QuantizedWeight weight : quantization.weights()) {
+      weight.problem().ifPresent(problem -> out.println("  unknown: " + Text.oneLine(problem)));
+    }
+  }
+
+  private static void writeJson(Checkpoint checkpoint, Quantization quantization, PrintStream out) throws IOException {
     Map<SafeTensors, String> fileNames = fileNames(checkpoint);
     try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
       json.writeStartObject();
@@ -195,6 +231,46 @@ final class InspectCommand implements Command {
         }
       }
       json.writeEndArray();
+      if (!quantization.isEmpty()) {
+        json.writeObjectFieldStart("quantization");
+        json.writeFieldName("scheme");
+        if (quantization.scheme().isPresent()) {
+          json.writeString(quantization.scheme().get());
+        } else {
+          json.writeNull();
+        }
+        json.writeArrayFieldStart("weights");
+        for (QuantizedWeight weight : quantization.weights()) {
+          json.writeStartObject();
+          json.writeStringField("name", weight.name());
+          boolean known = weight.problem().isEmpty();
+          json.writeFieldName("dtype");
+          if (known) {
+            json.writeString(weight.dtype().name());
+          } else {
+            json.writeNull();
+          }
+          json.writeFieldName("shape");
+          if (known) {
+            long[] shape = weight.shape();
+            json.writeArray(shape, 0, shape.length);
+          } else {
+            json.writeNull();
+          }
+          json.writeStringField("scheme", weight.scheme());
+          json.writeArrayFieldStart("tensors");
+          for (TensorView tensor : weight.tensors()) {
+            json.writeString(tensor.name());
+          }
+          json.writeEndArray();
+          if (!known) {
+            json.writeStringField("problem", weight.problem().get());
+          }
+          json.writeEndObject();
+        }
+        json.writeEndArray();
+        json.writeEndObject();
+      }
       json.writeEndObject();
     }
     out.println();

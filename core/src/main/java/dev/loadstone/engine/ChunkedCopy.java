@@ -2,6 +2,7 @@ package dev.loadstone.engine;
 
 import dev.loadstone.engine.LoadPlan.Assignment;
 import dev.loadstone.internal.Posix;
+import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
@@ -35,6 +36,10 @@ import java.util.function.UnaryOperator;
  *       call instead of a fault every few pages) and, with
  *       {@link LoadOptions#releaseMappedPages()}, dropped from the process after it
  *       ({@code MADV_DONTNEED}), so resident memory holds one copy of the weights, not two;
+ *   <li>a quantized weight ({@link Assignment#dequantized()}) is computed a chunk of rows at a
+ *       time straight into the destination the backend names ({@link #destinations}), reading
+ *       its stored tensors through the mapping (no page advice: a chunk of rows reads a strided
+ *       part of a GPTQ or AWQ weight);
  *   <li>progress is reported after each chunk;
  *   <li>a copy that fails (a fault in the mapping: a file truncated after it was mapped; a
  *       checkpoint closed by another thread) stops every thread at its next chunk and becomes
@@ -150,7 +155,18 @@ public final class ChunkedCopy<T> {
     for (Assignment<T> assignment : inFileOrder(plan.assignments())) {
       TensorView tensor = assignment.tensor();
       long elements = tensor.elementCount();
-      bytesTotal += tensor.byteSize();
+      bytesTotal += assignment.bytesRead();
+      if (assignment.dequantized().isPresent()) {
+        // Whole rows of the logical [out, in] weight, about CHUNK_BYTES of the target each.
+        long columns = assignment.dequantized().get().shape()[1];
+        long rows = assignment.dequantized().get().shape()[0];
+        long rowBytes = Math.max(1, assignment.targetDType().byteSize(columns));
+        long chunkRows = Math.max(1, CHUNK_BYTES / rowBytes);
+        for (long first = 0; first < rows; first += chunkRows) {
+          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, false));
+        }
+        continue;
+      }
       boolean read = !wholeOnly.test(assignment) && tensor.file().map(positional::contains).orElse(false);
       if (wholeOnly.test(assignment)) {
         chunks.add(new Chunk<>(assignment, 0, elements, false));
@@ -243,6 +259,9 @@ public final class ChunkedCopy<T> {
     TensorView tensor = assignment.tensor();
     boolean interruptedBefore = Thread.currentThread().isInterrupted();
     try {
+      if (assignment.dequantized().isPresent()) {
+        return dequantizeChunk(chunk);
+      }
       MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(chunk.first()),
           tensor.dtype().byteSize(chunk.count()));
       boolean mapped = source.isMapped() && source.isReadOnly();
@@ -268,6 +287,29 @@ public final class ChunkedCopy<T> {
       }
       throw new ChunkFailure(assignment, e);
     }
+  }
+
+  /**
+   * Computes one chunk of rows of a quantized weight into the backend's destination; returns
+   * the chunk's share of the weight's stored bytes.
+   */
+  private long dequantizeChunk(Chunk<T> chunk) {
+    Assignment<T> assignment = chunk.assignment();
+    QuantizedWeight weight = assignment.dequantized().orElseThrow();
+    MemorySegment destination = destinations.of(assignment, chunk.first(), chunk.count())
+        .orElseThrow(() -> new IllegalStateException("the backend names no memory to dequantize into"));
+    long columns = weight.shape()[1];
+    long rows = weight.shape()[0];
+    long firstRow = chunk.first() / columns;
+    long rowCount = chunk.count() / columns;
+    weight.dequantize(firstRow, rowCount, destination, 0, assignment.targetDType());
+    long stored = weight.storedByteSize();
+    return share(stored, firstRow + rowCount, rows) - share(stored, firstRow, rows);
+  }
+
+  /** About {@code total * part / whole}, exactly {@code total} for the whole. */
+  private static long share(long total, long part, long whole) {
+    return part == whole ? total : (long) ((double) total * part / whole);
   }
 
   /** The assignments sorted by file, then by where their bytes lie (their order in the file). */

@@ -1,5 +1,7 @@
 package dev.loadstone.engine;
 
+import dev.loadstone.quantization.Quantization;
+import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.TensorView;
@@ -8,12 +10,15 @@ import dev.loadstone.store.LoadMode;
 import dev.loadstone.store.LoadOptions;
 import dev.loadstone.store.LoadReport;
 import dev.loadstone.store.LoadReport.Conversion;
+import dev.loadstone.store.LoadReport.Dequantized;
 import dev.loadstone.store.LoadReport.Mismatch;
 import dev.loadstone.store.NameMapping;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,7 +31,14 @@ import java.util.TreeSet;
  * through the {@link NameMapping}, sorts out what is missing, unexpected and mismatched (shapes
  * exactly, never broadcast), refuses a strict load before anything is written, and reports in
  * the user's terms ({@link LoadReport}, {@link LoadException}). {@link ChunkedCopy} then copies
- * the pairs. {@code VarStore.load} plans its variables this way; the libtorch backend plans a
+ * the pairs.
+ *
+ * <p>Quantized weights ({@link Quantization}) are paired by their logical name: a target of the
+ * weight's logical shape and a float dtype other than the stored one is filled by dequantizing
+ * (an assignment with {@link Assignment#dequantized()}), its stored tensors consumed. Loading a
+ * quantized weight's tensors one by one is allowed only with a target for every one of them
+ * (the caller then applies the scales); anything else that would drop a companion is a
+ * {@link Mismatch.Kind#QUANTIZATION} mismatch, which strict mode refuses. {@code VarStore.load} plans its variables this way; the libtorch backend plans a
  * module's tensors, supplying only which conversions it can make and how a chunk is copied.
  *
  * <pre>{@code
@@ -55,8 +67,30 @@ public final class LoadPlan<T> {
     }
   }
 
-  /** A checkpoint tensor paired with the target it fills. @param name the target's name */
-  public record Assignment<T>(String name, Target<T> target, TensorView tensor) {
+  /**
+   * A checkpoint tensor paired with the target it fills.
+   *
+   * @param name the target's name
+   * @param tensor the tensor copied, or for a dequantized weight its first stored tensor (its
+   *     file and name, for ordering and messages)
+   * @param dequantized the quantized weight computed into the target, if it is one
+   */
+  public record Assignment<T>(String name, Target<T> target, TensorView tensor, Optional<QuantizedWeight> dequantized) {
+    /** A tensor copied as it is (converting its dtype). */
+    public Assignment(String name, Target<T> target, TensorView tensor) {
+      this(name, target, tensor, Optional.empty());
+    }
+
+    /** The number of elements the target receives. */
+    public long elementCount() {
+      return dequantized.map(w -> w.shape()[0] * w.shape()[1]).orElse(tensor.elementCount());
+    }
+
+    /** The bytes read from the checkpoint: the tensor's, or all of the quantized weight's stored tensors'. */
+    public long bytesRead() {
+      return dequantized.map(QuantizedWeight::storedByteSize).orElse(tensor.byteSize());
+    }
+
     /** The target's dtype. */
     public DType targetDType() {
       return target.dtype().orElseThrow();
@@ -80,6 +114,7 @@ public final class LoadPlan<T> {
   private final List<String> unexpected = new ArrayList<>();
   private final List<Mismatch> mismatches = new ArrayList<>();
   private final List<Conversion> conversions = new ArrayList<>();
+  private final List<Dequantized> dequantized = new ArrayList<>();
   private final Map<String, String> renamed = new LinkedHashMap<>();
   private final Set<Path> readDirectly = new TreeSet<>();
 
@@ -90,21 +125,69 @@ public final class LoadPlan<T> {
 
   /**
    * Pairs the tensors of {@code checkpoint} (a model directory or a single file) with
-   * {@code targets} (in the order given, which the report keeps).
+   * {@code targets} (in the order given, which the report keeps), for a backend that does not
+   * dequantize: a target a quantized weight would fill is a {@link Mismatch.Kind#QUANTIZATION}
+   * mismatch.
    *
-   * @throws LoadException if two tensors map to one target
+   * @throws LoadException if two tensors map to one target, or the checkpoint's quantization
+   *     is malformed or unsupported (see {@link Quantization#of(TensorSource)})
    */
   public static <T> LoadPlan<T> create(TensorSource checkpoint, LoadOptions options,
       Map<String, Target<T>> targets, Copyability copyability) throws LoadException {
+    return create(checkpoint, options, targets, copyability, Optional.of("this backend does not dequantize"));
+  }
+
+  /**
+   * Pairs as {@link #create(TensorSource, LoadOptions, Map, Copyability)} does, dequantizing
+   * quantized weights into the targets of their logical shape unless {@code cannotDequantize}
+   * says why this load cannot.
+   */
+  public static <T> LoadPlan<T> create(TensorSource checkpoint, LoadOptions options,
+      Map<String, Target<T>> targets, Copyability copyability, Optional<String> cannotDequantize) throws LoadException {
     LoadPlan<T> plan = new LoadPlan<>(checkpoint, options);
-    plan.pair(targets, copyability);
+    Quantization quantization;
+    try {
+      quantization = Quantization.of(checkpoint);
+    } catch (IOException e) {
+      throw new LoadException(e.getMessage(), plan.report(false), e);
+    }
+    plan.pair(targets, copyability, quantization, cannotDequantize);
     return plan;
   }
 
-  private void pair(Map<String, Target<T>> targets, Copyability copyability) throws LoadException {
+  /** Whether a target wants a quantized weight's values rather than its stored tensors. */
+  private static boolean wantsValues(Target<?> target, QuantizedWeight weight) {
+    TensorView stored = weight.tensors().getFirst();
+    return target.dtype().isPresent() && target.dtype().get().isFloatingPoint()
+        && !(stored.name().equals(weight.name()) && target.dtype().get() == stored.dtype());
+  }
+
+  private void pair(Map<String, Target<T>> targets, Copyability copyability, Quantization quantization,
+      Optional<String> cannotDequantize) throws LoadException {
+    Map<String, QuantizedWeight> valuesFor = new LinkedHashMap<>();   // target -> weight
+    Set<String> consumed = new HashSet<>();
+    for (QuantizedWeight weight : quantization.weights()) {
+      Optional<String> name = options.names().apply(weight.name());
+      if (name.isEmpty() || !targets.containsKey(name.get()) || !wantsValues(targets.get(name.get()), weight)) {
+        continue;
+      }
+      QuantizedWeight previous = valuesFor.putIfAbsent(name.get(), weight);
+      if (previous != null) {
+        throw new LoadException(checkpoint.path() + ": quantized weights '" + previous.name() + "' and '"
+            + weight.name() + "' both map to '" + name.get() + "' (" + options.names() + ")", report(false), null);
+      }
+      weight.tensors().forEach(t -> consumed.add(t.name()));
+      if (!name.get().equals(weight.name())) {
+        renamed.put(weight.name(), name.get());
+      }
+    }
     Map<String, TensorView> byTarget = new HashMap<>();
     for (TensorView tensor : checkpoint.tensors()) {
       Optional<String> name = options.names().apply(tensor.name());
+      if (consumed.contains(tensor.name())
+          && (name.isEmpty() || !targets.containsKey(name.get()) || valuesFor.containsKey(name.get()))) {
+        continue;
+      }
       if (name.isEmpty() || !targets.containsKey(name.get())) {
         unexpected.add(tensor.name());
         continue;
@@ -121,6 +204,11 @@ public final class LoadPlan<T> {
     for (Map.Entry<String, Target<T>> entry : targets.entrySet()) {
       String name = entry.getKey();
       Target<T> target = entry.getValue();
+      QuantizedWeight weight = valuesFor.get(name);
+      if (weight != null) {
+        pairValues(name, target, weight, cannotDequantize);
+        continue;
+      }
       TensorView tensor = byTarget.get(name);
       if (tensor == null) {
         missing.add(name);
@@ -149,6 +237,81 @@ public final class LoadPlan<T> {
         conversions.add(new Conversion(name, tensor.dtype(), targetDType));
       }
       assignments.add(new Assignment<>(name, target, tensor));
+    }
+    refusePartialWeights(quantization, valuesFor);
+  }
+
+  /** Pairs a target with the values of a quantized weight, or reports why it cannot have them. */
+  private void pairValues(String name, Target<T> target, QuantizedWeight weight, Optional<String> cannotDequantize) {
+    TensorView stored = weight.tensors().getFirst();
+    Path file = stored.file().orElse(checkpoint.path());
+    String tensors = String.join(", ", weight.tensors().stream().map(TensorView::name).toList());
+    if (weight.problem().isPresent()) {
+      mismatches.add(new Mismatch(name, stored.name(), file, Mismatch.Kind.QUANTIZATION, target.dtypeName(),
+          weight.problem().get() + ": loading it as " + target.dtypeName() + " would ignore its quantization"));
+      return;
+    }
+    if (!Arrays.equals(target.shape(), weight.shape())) {
+      mismatches.add(new Mismatch(name, stored.name(), file, Mismatch.Kind.SHAPE, Arrays.toString(target.shape()),
+          Arrays.toString(weight.shape()) + " (dequantized from " + tensors + ", " + weight.scheme() + ")"));
+      return;
+    }
+    DType to = target.dtype().orElseThrow();
+    if (!QuantizedWeight.canDequantizeTo(to)) {
+      mismatches.add(new Mismatch(name, stored.name(), file, Mismatch.Kind.DTYPE, to.name(),
+          "a quantized weight (" + weight.scheme() + "), dequantized to F32, F16, BF16 or F64 only"));
+      return;
+    }
+    if (cannotDequantize.isPresent()) {
+      mismatches.add(new Mismatch(name, stored.name(), file, Mismatch.Kind.QUANTIZATION, to.name(),
+          "quantized (" + weight.scheme() + "), but " + cannotDequantize.get()));
+      return;
+    }
+    assignments.add(new Assignment<>(name, target, stored, Optional.of(weight)));
+    dequantized.add(new Dequantized(name, weight.name(), weight.scheme(),
+        weight.tensors().stream().map(TensorView::name).toList(), to));
+  }
+
+  /**
+   * Refuses to load some of a quantized weight's stored tensors without the others (its
+   * scales dropped, say): each such target becomes a {@link Mismatch.Kind#QUANTIZATION} mismatch.
+   */
+  private void refusePartialWeights(Quantization quantization, Map<String, QuantizedWeight> valuesFor) {
+    Set<QuantizedWeight> computed = new HashSet<>(valuesFor.values());
+    Map<String, Assignment<T>> byTensor = new HashMap<>();
+    for (Assignment<T> assignment : assignments) {
+      if (assignment.dequantized().isEmpty()) {
+        byTensor.put(assignment.tensor().name(), assignment);
+      }
+    }
+    Set<Assignment<T>> refused = new HashSet<>();
+    for (QuantizedWeight weight : quantization.weights()) {
+      if (computed.contains(weight)) {
+        continue;
+      }
+      List<String> without = weight.tensors().stream().map(TensorView::name).filter(n -> !byTensor.containsKey(n)).toList();
+      if (without.isEmpty() || without.size() == weight.tensors().size()) {
+        continue;   // loaded whole (the caller applies the scheme) or not at all
+      }
+      for (TensorView tensor : weight.tensors()) {
+        Assignment<T> assignment = byTensor.get(tensor.name());
+        if (assignment == null) {
+          continue;
+        }
+        refused.add(assignment);
+        String scheme = weight.problem().isPresent() ? "its scheme is unknown" : weight.scheme();
+        mismatches.add(new Mismatch(assignment.name(), tensor.name(), tensor.file().orElse(checkpoint.path()),
+            Mismatch.Kind.QUANTIZATION, assignment.targetDType().name(),
+            "part of the quantized weight '" + weight.name() + "' (" + scheme + "), whose " + String.join(", ", without)
+                + " would not be loaded: give '" + weight.name() + "' an F32, F16, BF16 or F64 variable of shape "
+                + Arrays.toString(weight.shape()) + " to dequantize it, or every part a variable"));
+      }
+    }
+    if (!refused.isEmpty()) {
+      assignments.removeIf(refused::contains);
+      Set<String> names = new HashSet<>();
+      refused.forEach(a -> names.add(a.name()));
+      conversions.removeIf(c -> names.contains(c.variable()));
     }
   }
 
@@ -202,13 +365,13 @@ public final class LoadPlan<T> {
     long bytesWritten = 0;
     if (done) {
       for (Assignment<T> assignment : assignments) {
-        bytesRead += assignment.tensor().byteSize();
+        bytesRead += assignment.bytesRead();
         if (options.mode() == LoadMode.COPY) {
-          bytesWritten += assignment.targetDType().byteSize(assignment.tensor().elementCount());
+          bytesWritten += assignment.targetDType().byteSize(assignment.elementCount());
         }
       }
     }
-    return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, renamed,
+    return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, dequantized, renamed,
         bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9, List.copyOf(readDirectly));
   }
 }

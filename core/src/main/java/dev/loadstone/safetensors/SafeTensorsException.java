@@ -97,7 +97,23 @@ public class SafeTensorsException extends IOException {
     /** A shard holds a tensor that the index does not list. */
     TENSOR_NOT_IN_INDEX("the index lists every tensor of every shard"),
     /** {@code metadata.total_size} differs from the total bytes of the tensors. */
-    TOTAL_SIZE_MISMATCH("metadata.total_size equals the total bytes of the tensors' data");
+    TOTAL_SIZE_MISMATCH("metadata.total_size equals the total bytes of the tensors' data"),
+
+    // Quantized checkpoints (see dev.loadstone.quantization.Quantization).
+    /** {@code config.json} is not JSON, or its {@code quantization_config} is not of the expected shape. */
+    INVALID_QUANTIZATION_CONFIG("config.json is a JSON object; its quantization_config, if present, is an"
+        + " object whose fields have the types and values its quant_method defines"),
+    /** The quantization scheme is one Loadstone does not dequantize. */
+    UNSUPPORTED_QUANTIZATION("the quantization scheme is fp8 (blocks), compressed-tensors (float-, int-,"
+        + " naive- or pack-quantized), gptq (gptq or gptq_v2 format, 2, 4 or 8 bits) or awq (gemm, 4 bits)"),
+    /** A quantized weight lacks a tensor its scheme needs (a scale, zero points, a shape). */
+    MISSING_QUANTIZATION_COMPANION("a quantized weight comes with every companion tensor its scheme needs"),
+    /** A quantized weight's tensors have dtypes or shapes that do not fit each other or the scheme. */
+    INCONSISTENT_QUANTIZED_TENSORS("a quantized weight's tensors have the dtypes and shapes its scheme"
+        + " implies for its logical shape"),
+    /** A quantized weight's data holds a value its scheme rules out (a group index, a zero point). */
+    INVALID_QUANTIZED_VALUE("group indices name existing groups, and a gptq (v1) zero point is stored"
+        + " as at most 2^bits - 2");
 
     private final String rule;
 

@@ -23,6 +23,8 @@ import java.util.Map;
  * @param mismatches tensors that do not fit their variable (shape, or dtype where no conversion
  *     is possible); never broadcast or reinterpreted
  * @param conversions dtype conversions made while copying
+ * @param dequantized the quantized weights computed into variables of their logical shape
+ *     (their stored tensors are consumed: neither loaded one by one nor unexpected)
  * @param renamed checkpoint name to variable name, for each tensor whose name the mapping changed
  * @param bytesRead bytes of tensor data read from the checkpoint (or bound, in ALIAS mode)
  * @param bytesWritten bytes written into variables (0 in ALIAS mode)
@@ -31,7 +33,7 @@ import java.util.Map;
  *     ({@link ReadMode}), in file order
  */
 public record LoadReport(LoadMode mode, List<String> loaded, List<String> missing, List<String> unexpected,
-    List<Mismatch> mismatches, List<Conversion> conversions, Map<String, String> renamed,
+    List<Mismatch> mismatches, List<Conversion> conversions, List<Dequantized> dequantized, Map<String, String> renamed,
     long bytesRead, long bytesWritten, double seconds, List<Path> readDirectly) {
 
   /** Copies the collections. */
@@ -41,6 +43,7 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
     unexpected = List.copyOf(unexpected);
     mismatches = List.copyOf(mismatches);
     conversions = List.copyOf(conversions);
+    dequantized = List.copyOf(dequantized);
     renamed = Map.copyOf(renamed);
     readDirectly = List.copyOf(readDirectly);
   }
@@ -57,11 +60,20 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
       /** The shapes differ. */
       SHAPE,
       /** The dtypes differ and the load mode cannot convert (ALIAS, or no such conversion). */
-      DTYPE
+      DTYPE,
+      /**
+       * The tensor is part of a quantized weight that cannot be loaded as asked: its scheme is
+       * unknown, a companion (its scales, say) has no variable of its own, or this load cannot
+       * dequantize. {@code found} says which.
+       */
+      QUANTIZATION
     }
 
     @Override
     public String toString() {
+      if (kind == Kind.QUANTIZATION) {
+        return variable + ": " + found + " (" + file + ", tensor '" + tensor + "')";
+      }
       return variable + ": " + kind.name().toLowerCase(java.util.Locale.ROOT) + " " + expected
           + " in the store, " + found + " in " + file + " (tensor '" + tensor + "')";
     }
@@ -70,16 +82,38 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
   /** A dtype conversion made on the way into a variable. */
   public record Conversion(String variable, DType from, DType to) {}
 
+  /**
+   * A quantized weight computed into a variable.
+   *
+   * @param weight the weight's logical name in the checkpoint
+   * @param scheme its scheme and parameters ({@code "gptq 4-bit, groups of 128, sym, gptq (v1)"})
+   * @param tensors the stored tensors it was computed from
+   * @param to the variable's dtype
+   */
+  public record Dequantized(String variable, String weight, String scheme, List<String> tensors, DType to) {
+    /** Copies the list. */
+    public Dequantized {
+      tensors = List.copyOf(tensors);
+    }
+
+    @Override
+    public String toString() {
+      return variable + " <- " + String.join(" + ", tensors) + " (" + scheme + ", to " + to + ")";
+    }
+  }
+
   /** A multi-line, human-readable account of the load. */
   public String summary() {
     StringBuilder text = new StringBuilder();
-    text.append(String.format("%s: %d loaded, %d missing, %d unexpected, %d mismatched, %d converted;"
+    text.append(String.format("%s: %d loaded, %d missing, %d unexpected, %d mismatched, %d converted%s;"
             + " %,d bytes read, %,d written in %.3f s",
         mode, loaded.size(), missing.size(), unexpected.size(), mismatches.size(),
-        conversions.size(), bytesRead, bytesWritten, seconds));
+        conversions.size(), dequantized.isEmpty() ? "" : ", " + dequantized.size() + " dequantized",
+        bytesRead, bytesWritten, seconds));
     appendList(text, "missing", missing);
     appendList(text, "unexpected", unexpected);
     appendList(text, "mismatched", mismatches.stream().map(Mismatch::toString).toList());
+    appendList(text, "dequantized", dequantized.stream().map(Dequantized::toString).toList());
     appendList(text, "read directly", readDirectly.stream().map(Path::toString).toList());
     return text.toString();
   }

@@ -11,7 +11,8 @@ import java.util.Optional;
 
 /**
  * One {@link VarStore#load}: a {@link LoadPlan} over the store's variables, then a
- * {@link ChunkedCopy} into them (converting on the way) or aliases of the mapped bytes.
+ * {@link ChunkedCopy} into them (converting or dequantizing on the way) or aliases of the
+ * mapped bytes.
  */
 final class Loader {
   private final VarStore store;
@@ -31,7 +32,10 @@ final class Loader {
     }
     LoadPlan<Variable> plan = LoadPlan.create(checkpoint, options, targets, (tensor, dtype) ->
         options.mode() == LoadMode.ALIAS ? Optional.of("ALIAS needs equal dtypes")
-            : tensor.canCopyTo(dtype) ? Optional.empty() : Optional.of("no conversion"));
+            : tensor.canCopyTo(dtype) ? Optional.empty() : Optional.of("no conversion"),
+        options.mode() == LoadMode.ALIAS
+            ? Optional.of("an ALIAS load binds the stored bytes and cannot dequantize (load with COPY)")
+            : Optional.empty());
     plan.requireAcceptable();
     for (Assignment<Variable> assignment : plan.assignments()) {
       assignment.target().handle().markLoaded(false);

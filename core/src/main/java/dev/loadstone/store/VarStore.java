@@ -3,6 +3,8 @@ package dev.loadstone.store;
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
 import dev.loadstone.engine.Parallel;
+import dev.loadstone.quantization.Quantization;
+import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorView;
@@ -48,12 +50,25 @@ public final class VarStore implements AutoCloseable {
   /**
    * Creates a store with one variable per checkpoint tensor (names mapped by the options) and
    * loads it. Float tensors are converted to {@link LoadOptions#createDType()} when set; other
-   * tensors keep their dtype. In ALIAS mode no conversion is possible and no memory is copied.
+   * tensors keep their dtype. In COPY mode a quantized weight ({@link Quantization}) gets one
+   * variable of its logical name and shape, in {@link LoadOptions#createDType()} or else the
+   * weight's {@link QuantizedWeight#dtype()}, and is dequantized into it. In ALIAS mode no
+   * conversion is possible and no memory is copied: every stored tensor gets its variable.
    */
   public static VarStore fromCheckpoint(Checkpoint checkpoint, LoadOptions options) throws IOException {
     VarStore store = new VarStore();
     try {
+      Quantization quantization = options.mode() == LoadMode.COPY ? Quantization.of(checkpoint) : null;
       for (TensorView tensor : checkpoint.tensors()) {
+        Optional<QuantizedWeight> weight = quantization == null ? Optional.empty()
+            : quantization.holding(tensor.name()).filter(w -> w.problem().isEmpty());
+        if (weight.isPresent()) {
+          Optional<String> name = options.names().apply(weight.get().name());
+          if (weight.get().tensors().getFirst() == tensor && name.isPresent()) {
+            store.root().zeros(name.get(), options.createDType().orElse(weight.get().dtype()), weight.get().shape());
+          }
+          continue;
+        }
         Optional<String> name = options.names().apply(tensor.name());
         if (name.isEmpty()) {
           continue;
@@ -121,8 +136,19 @@ public final class VarStore implements AutoCloseable {
    * checkpoint or a tensor does not fit its variable. Partial mode loads what fits and returns
    * the report. Tensors that map to no variable are reported as unexpected in both modes.
    *
-   * @throws LoadException if strict mode finds a problem, or reading fails midway (then no
-   *     variable of this load claims to be loaded)
+   * <p>A quantized checkpoint ({@link Quantization}: {@code config.json}'s
+   * {@code quantization_config} beside the checkpoint's files) is dequantized in COPY mode: a
+   * variable of a quantized weight's logical name and shape {@code [out, in]}, of dtype F32,
+   * F16, BF16 or F64, receives its values, computed from the stored tensors (which are then
+   * consumed, not unexpected) and listed in {@link LoadReport#dequantized()}. Loading a
+   * quantized weight's stored tensors is allowed only if every one of them has a variable;
+   * loading some of them (an FP8 weight without its scales), a weight of unknown scheme into
+   * a float variable, or dequantizing in ALIAS mode is a
+   * {@link LoadReport.Mismatch.Kind#QUANTIZATION} mismatch.
+   *
+   * @throws LoadException if strict mode finds a problem, the checkpoint's quantization is
+   *     malformed or unsupported (in both modes: the message names the file, tensor and rule),
+   *     or reading fails midway (then no variable of this load claims to be loaded)
    */
   public LoadReport load(Checkpoint checkpoint, LoadOptions options) throws LoadException {
     requireOpen();
