@@ -32,6 +32,11 @@ final class Loader {
     LoadPlan<Variable> plan = LoadPlan.create(checkpoint, options, targets, (tensor, dtype) ->
         options.mode() == LoadMode.ALIAS ? Optional.of("ALIAS needs equal dtypes")
             : tensor.canCopyTo(dtype) ? Optional.empty() : Optional.of("no conversion"));
+    if (options.mode() == LoadMode.ALIAS && checkpoint.isRemote()) {
+      throw new LoadException(checkpoint.path() + ": ALIAS binds variables to a file's mapped bytes, and a"
+          + " remote checkpoint has none: load it with LoadMode.COPY (its bytes are read with range requests)",
+          plan.report(false), null);
+    }
     plan.requireAcceptable();
     for (Assignment<Variable> assignment : plan.assignments()) {
       assignment.target().handle().markLoaded(false);
