@@ -55,7 +55,7 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
   /** How long {@link #close()} waits for native calls on the mapping to return. */
   private static final long NATIVE_HOLD_TIMEOUT_NANOS = 10_000_000_000L;
   /** The first request for a remote file asks for this many bytes: the length and most headers. */
-  static final int REMOTE_PROBE_BYTES = 16 << 10;
+  static final int REMOTE_PROBE_BYTES = 32 << 10;
   private static final ValueLayout.OfLong LENGTH_LAYOUT =
       ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -158,7 +158,7 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
   /**
    * Opens a remote file ({@code http://} or {@code https://}): reads its 8-byte header length
    * and its header with range requests (one request for most files, two for a header of more
-   * than 16 KiB) and validates them as {@link #open(Path)} does. Nothing else is read until a
+   * than 32 KiB) and validates them as {@link #open(Path)} does. Nothing else is read until a
    * COPY load reads the tensors. The returned object holds a connection pool shared with other
    * files opened with equal options, until {@link #close()}.
    *
