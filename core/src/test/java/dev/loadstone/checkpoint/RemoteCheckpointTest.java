@@ -233,4 +233,14 @@ class RemoteCheckpointTest {
         () -> Checkpoint.open(nginx.url(base + "/empty.safetensors").toString(), options(nginx)).close()).reason());
     assertFalse(Files.exists(dir.resolve("nothing-written-here")));
   }
+
+  @Test
+  void aRemoteIndexCannotNameAShardOutsideItsDirectory() throws IOException {
+    Files.writeString(dir.resolve(Checkpoint.INDEX_FILE_NAME),
+        "{\"weight_map\": {\"a\": \"../elsewhere/model.safetensors\"}}");
+    CheckpointException e = assertThrows(CheckpointException.class,
+        () -> Checkpoint.open(nginx.url(base + "/").toString(), options(nginx)).close());
+    assertEquals(Reason.INVALID_SHARD_NAME, e.reason());
+    assertEquals("a", e.tensor().orElseThrow());
+  }
 }

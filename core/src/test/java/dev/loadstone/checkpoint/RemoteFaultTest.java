@@ -181,4 +181,12 @@ class RemoteFaultTest {
     assertLoadsAsLocal(options().withToken("hf_secret_token"));
     assertTrue(proxy.requests().stream().noneMatch(r -> r.containsKey("authorization")));
   }
+
+  @Test
+  void aRedirectLoopEnds() throws IOException {
+    proxy.redirectTo(proxy.url(""));
+    IOException e = assertThrows(IOException.class, () -> open(options()).close());
+    assertTrue(e.getMessage().contains("more than 10 redirects"), e.getMessage());
+    assertEquals(11, proxy.requests().size());
+  }
 }
