@@ -446,10 +446,10 @@ public final class HttpRanges {
         return;
       }
       if (code == 416 && object == null) {
-        throw new RemoteReadException(describe(url) + ": " + RemoteReadException.EMPTY, code);
+        throw RemoteReadException.empty(describe(url), code);
       }
       if (code == 200 && object == null && headers.firstValueAsLong("Content-Length").orElse(-1) == 0) {
-        throw new RemoteReadException(describe(url) + ": " + RemoteReadException.EMPTY, code);
+        throw RemoteReadException.empty(describe(url), code);
       }
       if (code == 200) {
         throw new RemoteReadException(describe(url) + ": the server ignored the Range request (HTTP 200 with "

@@ -11,15 +11,29 @@ public final class RemoteReadException extends IOException {
 
   /** The HTTP status of the response, or -1 where the failure was not one status. */
   final int status;
+  private final boolean empty;
 
   RemoteReadException(String message, int status) {
     super(message);
     this.status = status;
+    this.empty = false;
+  }
+
+  private RemoteReadException(String url, int status, boolean empty) {
+    super(url + ": the object is empty");
+    this.status = status;
+    this.empty = empty;
+  }
+
+  /** The first range of an object found it empty. */
+  static RemoteReadException empty(String url, int status) {
+    return new RemoteReadException(url, status, true);
   }
 
   RemoteReadException(String message, int status, Throwable cause) {
     super(message, cause);
     this.status = status;
+    this.empty = false;
   }
 
   /** The HTTP status of the response, or -1 where the failure was not one status. */
@@ -32,11 +46,8 @@ public final class RemoteReadException extends IOException {
    * body (as nginx answers a range request for an empty file).
    */
   public boolean emptyObject() {
-    return status == 416 || (status == 200 && getMessage().endsWith(EMPTY));
+    return empty;
   }
-
-  /** The end of the message of an empty object's 200. */
-  static final String EMPTY = "the object is empty";
 
   /** Whether the server said the object does not exist (HTTP 404 or 410). */
   public boolean notFound() {
