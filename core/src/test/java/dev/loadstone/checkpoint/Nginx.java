@@ -84,7 +84,7 @@ final class Nginx {
       Process process = new ProcessBuilder(binary.get(), "-p", prefix.toString(), "-e", prefix.resolve("error.log").toString(),
           "-c", config.toString(),
           "-g", "daemon off;").redirectErrorStream(true).redirectOutput(prefix.resolve("stdout.log").toFile()).start();
-      Runtime.getRuntime().addShutdownHook(new Thread(process::destroy));
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> stop(process, prefix)));
       for (int wait = 0; wait < 100 && process.isAlive(); wait++) {
         if (listening("127.0.0.1", port) && listening("127.0.0.2", port)) {
           return new Nginx(port, served);
@@ -97,6 +97,21 @@ final class Nginx {
           + " " + (Files.exists(prefix.resolve("error.log")) ? Files.readString(prefix.resolve("error.log")).strip() : ""));
     }
     throw last;
+  }
+
+  /** Stops nginx and removes its folder, with everything the tests wrote there. */
+  private static void stop(Process process, Path prefix) {
+    process.destroy();
+    try {
+      process.waitFor(5, TimeUnit.SECONDS);
+      try (var files = Files.walk(prefix)) {
+        for (Path file : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.deleteIfExists(file);
+        }
+      }
+    } catch (IOException | InterruptedException e) {
+      // leaves a folder in the temporary directory; nothing else to do at exit
+    }
   }
 
   private static boolean listening(String host, int port) {
