@@ -11,6 +11,8 @@
  */
 module dev.loadstone.core {
   requires com.fasterxml.jackson.core;
+  // Remote checkpoints: range reads over HTTP(S).
+  requires java.net.http;
   // ExtendedOpenOption.DIRECT (O_DIRECT) for loads of files not in the page cache.
   requires jdk.unsupported;
   // Optional: faster conversion kernels when the module is present at run time.

@@ -80,7 +80,8 @@ final class BenchCommand implements Command {
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws Exception {
-    Path path = Path.of(args.requireOne("PATH"));
+    String argument = args.requireOne("PATH");
+    Path path = args.has("--synthetic") ? Inputs.path(argument) : Inputs.localCheckpoint(argument, "bench");
     LoadMode mode = switch (args.value("--mode").orElse("copy").toLowerCase(Locale.ROOT)) {
       case "copy" -> LoadMode.COPY;
       case "alias" -> LoadMode.ALIAS;

@@ -128,7 +128,7 @@ final class ConvertCommand implements Command {
         : Optional.empty();
     String outArgument = positional.get(1);
     Path out0 = Inputs.path(outArgument);
-    Path in = Inputs.checkpoint(positional.get(0));
+    Path in = Inputs.localCheckpoint(positional.get(0), "convert");
     boolean outIsDirectory = maxShardSize.isPresent() || Files.isDirectory(out0)
         || outArgument.endsWith("/") || outArgument.endsWith(File.separator);
 

@@ -10,6 +10,7 @@ import dev.loadstone.llama.ReadBandwidth;
 import dev.loadstone.llama.Sampler;
 import dev.loadstone.llama.tokenizer.StreamingDecoder;
 import dev.loadstone.llama.tokenizer.Tokenizer;
+import dev.loadstone.checkpoint.HubCache;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -199,6 +200,9 @@ final class GenerateCommand implements Command {
 
   private static Path modelDirectory(Arguments args) throws UsageException, IOException {
     String value = args.value("--model").orElseThrow(() -> new UsageException("missing --model DIR"));
+    if (HubCache.isModelId(value) && !Files.exists(Path.of(value), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      return Inputs.localCheckpoint(value, "generate");
+    }
     Path path;
     try {
       path = Path.of(value);

@@ -46,7 +46,9 @@ final class InspectCommand implements Command {
   public String description() {
     return """
         PATH is a .safetensors file, a model directory (model.safetensors, or
-        model.safetensors.index.json and its shards) or an index file.
+        model.safetensors.index.json and its shards) or an index file; or a Hugging Face model
+        id, ORG/NAME or ORG/NAME@REVISION, read offline from the local cache; or an http(s) URL
+        of a file or model directory, of which only the headers (and the index) are read.
 
         The tensors are listed in file order (shards in name order, each by data offset). Sizes
         are in bytes; data offsets are [begin, end) within the data section of the tensor's
@@ -76,8 +78,8 @@ final class InspectCommand implements Command {
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
-    Path path = Inputs.checkpoint(args.requireOne("PATH"));
-    try (Checkpoint checkpoint = Checkpoint.open(path)) {
+    String location = Inputs.checkpointLocation(args.requireOne("PATH"));
+    try (Checkpoint checkpoint = Checkpoint.open(location)) {
       Quantization quantization = Quantization.of(checkpoint);
       if (args.has("--json")) {
         writeJson(checkpoint, quantization, out);

@@ -43,6 +43,11 @@ final class VerifyCommand implements Command {
         equals the tensors' total bytes. A directory with neither model.safetensors nor an
         index is invalid (NO_WEIGHTS).
 
+        PATH may also be a Hugging Face model id, ORG/NAME or ORG/NAME@REVISION, read offline
+        from the local cache (HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME/huggingface/hub or
+        ~/.cache/huggingface/hub), or an http(s) URL of a file or model directory, of which only
+        the headers (and the index) are read, with range requests.
+
         Valid: prints "OK PATH: N tensors, B bytes" on stdout (for a directory or index
         "OK PATH: N tensors in K files, B bytes") and exits 0.
         Invalid: prints "INVALID FILE: REASON: ... (rule: ...)" on stderr and exits 1.
@@ -51,19 +56,31 @@ final class VerifyCommand implements Command {
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws IOException, UsageException {
-    String argument = args.requireOne("PATH");
-    Path path = Inputs.checkpoint(argument);
-    try (Checkpoint checkpoint = Checkpoint.open(path)) {
+    String location = Inputs.checkpointLocation(args.requireOne("PATH"));
+    try (Checkpoint checkpoint = Checkpoint.open(location)) {
       checkpoint.checkTotalSize();
       int count = checkpoint.tensors().size();
-      boolean plainFile = checkpoint.index().isEmpty() && !Files.isDirectory(path);
-      out.println("OK " + Text.oneLine(path.toString()) + ": " + Text.count(count, "tensor")
+      boolean plainFile = checkpoint.index().isEmpty() && namesFile(location);
+      out.println("OK " + Text.oneLine(location) + ": " + Text.count(count, "tensor")
           + (plainFile ? "" : " in " + Text.count(checkpoint.files().size(), "file")) + ", "
           + Text.grouped(checkpoint.totalSize()) + " bytes");
       return Main.EXIT_OK;
     } catch (SafeTensorsException e) {   // a broken file or a broken directory
       err.println("INVALID " + Text.oneLine(e.getMessage()));
       return Main.EXIT_INVALID;
+    }
+  }
+
+  /** Whether the location names one file (not a directory, a model id or a directory URL). */
+  private static boolean namesFile(String location) {
+    if (Checkpoint.isUrl(location)) {
+      return location.endsWith(".safetensors");
+    }
+    try {
+      Path path = Path.of(location);
+      return Files.exists(path) && !Files.isDirectory(path);
+    } catch (java.nio.file.InvalidPathException e) {
+      return false;
     }
   }
 }

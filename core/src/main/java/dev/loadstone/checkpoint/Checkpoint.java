@@ -1,13 +1,17 @@
 package dev.loadstone.checkpoint;
 
+import dev.loadstone.safetensors.RemoteOptions;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.TensorSource;
 import dev.loadstone.safetensors.TensorSpec;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -16,6 +20,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -34,7 +39,10 @@ import java.util.OptionalLong;
  * <p><b>What {@link #open} accepts.</b> A path to a {@code .safetensors} file opens that file. A
  * path to an index file ({@code *.index.json}) opens the shards it names. A directory opens its
  * {@code model.safetensors} if there is one (as {@code transformers} prefers it), otherwise its
- * {@code model.safetensors.index.json}.
+ * {@code model.safetensors.index.json}. {@link #open(String)} also takes a Hugging Face model id,
+ * read offline from the local cache ({@link HubCache}), and an {@code http(s)://} URL, opened by
+ * its headers alone: a remote checkpoint maps nothing, and its tensors' bytes are read by a
+ * COPY load with range requests ({@link #open(String, RemoteOptions)}, {@link #isRemote()}).
  *
  * <p><b>What an index must satisfy</b> (each a {@link dev.loadstone.safetensors.SafeTensorsException.Reason}): it is a JSON
  * object with a {@code weight_map} object mapping each tensor name to a shard file name; every
@@ -65,7 +73,7 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
   private final Map<String, TensorView> byName;
   private final OptionalLong declaredTotalSize;
 
-  private Checkpoint(Path index, List<SafeTensors> shards, OptionalLong declaredTotalSize) {
+  Checkpoint(Path index, List<SafeTensors> shards, OptionalLong declaredTotalSize) {
     this.index = index;
     this.shards = List.copyOf(shards);
     this.files = shards.stream().map(SafeTensors::path).toList();
@@ -94,24 +102,104 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
    * @throws IOException if a file cannot be read or mapped
    */
   public static Checkpoint open(Path path) throws IOException {
+    return open(path, CheckpointFiles.ANY_DIRECTORY);
+  }
+
+  /**
+   * Opens a checkpoint named by a string: a path (as {@link #open(Path)}), a Hugging Face model
+   * id {@code ORG/NAME} or {@code ORG/NAME@REVISION} read offline from the local cache
+   * ({@link HubCache#fromEnvironment()}), or an {@code http://} or {@code https://} URL
+   * ({@link #open(String, RemoteOptions)} with {@link RemoteOptions#defaults()}).
+   *
+   * <pre>{@code
+   * Checkpoint.open("models/llama");                      // a directory
+   * Checkpoint.open("meta-llama/Llama-3.2-1B@main");      // the cache's snapshot of main
+   * Checkpoint.open("https://host/org/name/resolve/main/"); // a remote model directory
+   * }</pre>
+   *
+   * <p>A path that exists wins over a model id of the same spelling, as in {@code transformers}.
+   *
+   * @throws CheckpointException for a model id not in the cache (see {@link HubCache}), or a
+   *     directory or index that breaks a rule
+   * @throws NoSuchFileException if a path does not exist (and is not of the form of a model id)
+   */
+  public static Checkpoint open(String location) throws IOException {
+    // The environment's remote options only for a URL: a malformed HF_ENDPOINT concerns no path.
+    return isUrl(location) ? open(location, RemoteOptions.defaults()) : open(location, (RemoteOptions) null);
+  }
+
+  /**
+   * {@link #open(String)}, reading a URL with {@code remote}. A remote checkpoint opens by
+   * reading only each file's 8-byte length and header (and the index) with range requests, and
+   * is validated as a local one is; its tensors' bytes are read by a COPY load
+   * ({@code VarStore.load}) with {@link RemoteOptions#concurrency()} parallel range requests
+   * of {@link RemoteOptions#rangeBytes()}. A URL ending in {@code .safetensors} is a file, one
+   * ending in {@code .index.json} an index; any other is a directory (a Hugging Face
+   * {@code resolve/REVISION/} URL, say), where {@code model.safetensors} is looked for first,
+   * then {@code model.safetensors.index.json}.
+   *
+   * @param remote how to read a URL; unused (and may be null) for a path or model id
+   * @throws NoSuchFileException naming the URL if a file it needs is not there
+   * @throws IOException naming the URL if the server cannot be reached, refuses access or
+   *     ignores range requests
+   * @throws IllegalArgumentException if {@code location} starts as a URL but is not a valid one
+   */
+  public static Checkpoint open(String location, RemoteOptions remote) throws IOException {
+    if (isUrl(location)) {
+      Objects.requireNonNull(remote, "remote");
+      URI url;
+      try {
+        url = new URI(location);
+      } catch (URISyntaxException e) {
+        throw new IllegalArgumentException("not a valid URL: '" + location + "' (" + e.getReason() + ")", e);
+      }
+      if (url.getHost() == null) {
+        throw new IllegalArgumentException("not a valid URL: '" + location + "' (no host)");
+      }
+      return RemoteCheckpoints.open(url, remote);
+    }
+    Path path = null;
+    try {
+      path = Path.of(location);
+    } catch (InvalidPathException e) {
+      // not a path here; perhaps a model id
+    }
+    if ((path == null || !Files.exists(path, LinkOption.NOFOLLOW_LINKS)) && HubCache.isModelId(location)) {
+      return HubCache.fromEnvironment().open(location);
+    }
+    if (path == null) {
+      throw new NoSuchFileException(location, null, "not a valid path, model id or URL");
+    }
+    return open(path);
+  }
+
+  /** Whether {@code location} is an {@code http://} or {@code https://} URL. */
+  public static boolean isUrl(String location) {
+    String lower = location.toLowerCase(java.util.Locale.ROOT);
+    return lower.startsWith("http://") || lower.startsWith("https://");
+  }
+
+  /** Opens a checkpoint in a directory whose files {@code lookup} finds and checks. */
+  static Checkpoint open(Path path, CheckpointFiles lookup) throws IOException {
     if (Files.isDirectory(path)) {
       Path single = path.resolve(SINGLE_FILE_NAME);
-      if (Files.exists(single)) {
+      if (lookup.exists(single)) {
+        lookup.check(single, null, null);
         return single(single);
       }
       Path indexFile = path.resolve(INDEX_FILE_NAME);
-      if (Files.exists(indexFile)) {
-        return sharded(indexFile);
+      if (lookup.exists(indexFile)) {
+        lookup.check(indexFile, null, null);
+        return sharded(indexFile, lookup);
       }
-      throw new CheckpointException(Reason.NO_WEIGHTS, path, null,
-          "the directory has neither " + SINGLE_FILE_NAME + " nor " + INDEX_FILE_NAME);
+      throw new CheckpointException(Reason.NO_WEIGHTS, path, null, lookup.noWeights(path));
     }
     if (!Files.exists(path)) {
       throw new NoSuchFileException(path.toString());
     }
     Path name = path.getFileName();
     if (name != null && name.toString().endsWith(".index.json")) {
-      return sharded(path);
+      return sharded(path, lookup);
     }
     return single(path);
   }
@@ -120,12 +208,56 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
     return new Checkpoint(null, List.of(SafeTensors.open(file)), OptionalLong.empty());
   }
 
-  private static Checkpoint sharded(Path indexFile) throws IOException {
+  /** Finds and opens the shards an index names: in a directory, or at URLs. */
+  interface ShardOpener {
+    /** Where the shard of this name lies. */
+    Path resolve(String tensor, String shardName) throws CheckpointException;
+
+    /**
+     * Opens a shard.
+     *
+     * @param tensors the tensors the index lists in it
+     * @throws CheckpointException with {@code MISSING_SHARD} if it does not exist
+     */
+    SafeTensors open(Path shard, String shardName, List<String> tensors) throws IOException;
+  }
+
+  private static Checkpoint sharded(Path indexFile, CheckpointFiles lookup) throws IOException {
     ShardIndex.Parsed parsed = ShardIndex.read(indexFile);
     Path directory = indexFile.toAbsolutePath().normalize().getParent();
+    return sharded(indexFile, parsed, new ShardOpener() {
+      @Override
+      public Path resolve(String tensor, String shardName) throws CheckpointException {
+        return resolveShard(directory, indexFile, tensor, shardName);
+      }
 
+      @Override
+      public SafeTensors open(Path shard, String shardName, List<String> tensors) throws IOException {
+        lookup.check(shard, indexFile, tensors.getFirst());
+        try {
+          return SafeTensors.open(shard);
+        } catch (NoSuchFileException e) {
+          throw missingShard(indexFile, shard, shardName, tensors, e);
+        }
+      }
+    });
+  }
+
+  static CheckpointException missingShard(Path indexFile, Path shard, String shardName, List<String> tensors,
+      IOException cause) {
+    return new CheckpointException(Reason.MISSING_SHARD, shard, tensors.getFirst(),
+        "the index " + indexFile + " lists " + tensors.size() + " tensor(s) in " + shardName
+            + ", but the file does not exist", cause);
+  }
+
+  /**
+   * A sharded checkpoint from its parsed index: the shards opened, then checked against the
+   * index (every listed tensor in its shard, every shard's tensor listed there once).
+   */
+  static Checkpoint sharded(Path indexFile, ShardIndex.Parsed parsed, ShardOpener opener) throws IOException {
     // The shards in name order, each with the tensors the index lists for it.
     Map<String, Path> resolved = new HashMap<>();
+    Map<Path, String> shardNames = new HashMap<>();
     Map<Path, List<String>> listed = new LinkedHashMap<>();
     Map<String, Path> owner = HashMap.newHashMap(parsed.weightMap().size());
     List<Map.Entry<String, String>> entries = new ArrayList<>(parsed.weightMap().entrySet());
@@ -134,8 +266,9 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
       String shardName = entry.getValue();
       Path shard = resolved.get(shardName);
       if (shard == null) {
-        shard = resolveShard(directory, indexFile, entry.getKey(), shardName);
+        shard = opener.resolve(entry.getKey(), shardName);
         resolved.put(shardName, shard);
+        shardNames.putIfAbsent(shard, shardName);
       }
       listed.computeIfAbsent(shard, s -> new ArrayList<>()).add(entry.getKey());
       owner.put(entry.getKey(), shard);
@@ -144,15 +277,7 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
     List<SafeTensors> shards = new ArrayList<>(listed.size());
     try {
       for (Map.Entry<Path, List<String>> entry : listed.entrySet()) {
-        Path shardPath = entry.getKey();
-        try {
-          shards.add(SafeTensors.open(shardPath));
-        } catch (NoSuchFileException e) {
-          throw new CheckpointException(Reason.MISSING_SHARD, shardPath, entry.getValue().get(0),
-              "the index " + indexFile + " lists " + entry.getValue().size()
-                  + " tensor(s) in " + directory.relativize(shardPath)
-                  + ", but the file does not exist", e);
-        }
+        shards.add(opener.open(entry.getKey(), shardNames.get(entry.getKey()), entry.getValue()));
       }
       // First every listed tensor must be where the index says, so that a tensor found in a
       // shard the index does not name for it is then known to be in two shards.
@@ -162,21 +287,23 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
         for (String tensor : entry.getValue()) {
           if (!shard.contains(tensor)) {
             throw new CheckpointException(Reason.TENSOR_MISSING_FROM_SHARD, shard.path(), tensor,
-                "the index " + indexFile + " lists it in " + directory.relativize(shard.path())
+                "the index " + indexFile + " lists it in " + shardNames.get(entry.getKey())
                     + ", whose " + shard.tensors().size() + " tensor(s) do not include it");
           }
         }
       }
-      for (SafeTensors shard : shards) {
+      i = 0;
+      for (Map.Entry<Path, List<String>> entry : listed.entrySet()) {
+        SafeTensors shard = shards.get(i++);
         for (TensorView tensor : shard.tensors()) {
           Path listedIn = owner.get(tensor.name());
           if (listedIn == null) {
             throw new CheckpointException(Reason.TENSOR_NOT_IN_INDEX, shard.path(), tensor.name(),
                 "the shard holds it, but the index " + indexFile + " does not list it");
           }
-          if (!listedIn.equals(shard.path())) {
+          if (!listedIn.equals(entry.getKey())) {
             throw new CheckpointException(Reason.DUPLICATE_TENSOR, shard.path(), tensor.name(),
-                "the shard holds it, and so does " + directory.relativize(listedIn)
+                "the shard holds it, and so does " + shardNames.get(listedIn)
                     + ", where the index " + indexFile + " lists it");
           }
         }
@@ -191,28 +318,35 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
   }
 
   /**
+   * Why a shard name from an index could reach outside the index's directory, or null if it
+   * cannot: empty, a NUL, absolute, a {@code ..} component. Both separators count, so that an
+   * index written on Windows is judged the same everywhere.
+   */
+  static String unsafeShardName(String shardName) {
+    if (shardName.isEmpty()) {
+      return "is empty";
+    } else if (shardName.indexOf('\0') >= 0) {
+      return "holds a NUL character";
+    } else if (shardName.startsWith("/") || shardName.startsWith("\\")
+        || (shardName.length() >= 2 && shardName.charAt(1) == ':')) {
+      return "is an absolute path";
+    }
+    for (String part : shardName.split("[/\\\\]")) {
+      if (part.equals("..")) {
+        return "has a '..' component";
+      }
+    }
+    return null;
+  }
+
+  /**
    * Resolves a shard name from an index against the index's directory, refusing any name that
    * could reach outside it. Both separators count, so that an index written on Windows is
    * judged the same everywhere.
    */
   static Path resolveShard(Path directory, Path indexFile, String tensor, String shardName)
       throws CheckpointException {
-    String why = null;
-    if (shardName.isEmpty()) {
-      why = "is empty";
-    } else if (shardName.indexOf('\0') >= 0) {
-      why = "holds a NUL character";
-    } else if (shardName.startsWith("/") || shardName.startsWith("\\")
-        || (shardName.length() >= 2 && shardName.charAt(1) == ':')) {
-      why = "is an absolute path";
-    } else {
-      for (String part : shardName.split("[/\\\\]")) {
-        if (part.equals("..")) {
-          why = "has a '..' component";
-          break;
-        }
-      }
-    }
+    String why = unsafeShardName(shardName);
     Path shard = null;
     if (why == null) {
       try {
@@ -255,6 +389,14 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
   /** The {@code .safetensors} files, in shard name order (one for a single-file checkpoint). */
   public List<Path> files() {
     return files;
+  }
+
+  /**
+   * Whether the checkpoint's files are remote (opened from a URL): nothing is mapped, the
+   * tensors' bytes are read by a COPY load, and an ALIAS load is refused.
+   */
+  public boolean isRemote() {
+    return !shards.isEmpty() && shards.getFirst().isRemote();
   }
 
   /** The opened files, in the order of {@link #files()}. */

@@ -1,7 +1,9 @@
 package dev.loadstone.engine;
 
 import dev.loadstone.engine.LoadPlan.Assignment;
+import dev.loadstone.internal.HttpSettings;
 import dev.loadstone.internal.Posix;
+import dev.loadstone.internal.RemoteFile;
 import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
@@ -31,7 +33,9 @@ import java.util.function.UnaryOperator;
  *   <li>a chunk's bytes come from the file's mapping, or, for the files
  *       {@link LoadOptions#readMode()} says to read directly, from one positional read into a
  *       staging buffer ({@link PositionalReads}; then at least {@link PositionalReads#READERS}
- *       threads read at once); the backend copies from the segment it is handed either way;
+ *       threads read at once), or, for a remote file, from one HTTP range request
+ *       ({@link RangeReads}; then at least the remote options' concurrency threads read at
+ *       once, in ranges of their size); the backend copies from the segment it is handed;
  *   <li>each chunk's file pages are mapped in before the copy ({@code MADV_POPULATE_READ}, one
  *       call instead of a fault every few pages) and, with
  *       {@link LoadOptions#releaseMappedPages()}, dropped from the process after it
@@ -76,8 +80,18 @@ public final class ChunkedCopy<T> {
     void copy(Assignment<T> assignment, long first, long count, MemorySegment source);
   }
 
-  /** Elements {@code [first, first + count)} of an assignment; {@code read}: with a positional read. */
-  private record Chunk<T>(Assignment<T> assignment, long first, long count, boolean read) {}
+  /** Where a chunk's bytes come from. */
+  private enum Read {
+    /** The file's mapping. */
+    MAPPED,
+    /** A positional read of the file ({@link PositionalReads}). */
+    POSITIONAL,
+    /** A range request to a remote file ({@link RangeReads}). */
+    RANGE
+  }
+
+  /** Elements {@code [first, first + count)} of an assignment, and how its bytes are read. */
+  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read) {}
 
   /**
    * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
@@ -152,6 +166,8 @@ public final class ChunkedCopy<T> {
     ReadMode readMode = options.readMode() == ReadMode.DIRECT ? ReadMode.DIRECT : ReadMode.POSITIONAL;
     List<Chunk<T>> chunks = new ArrayList<>();
     long bytesTotal = 0;
+    int remoteReaders = 0;
+    long rangeBytes = 0;
     for (Assignment<T> assignment : inFileOrder(plan.assignments())) {
       TensorView tensor = assignment.tensor();
       long elements = tensor.elementCount();
@@ -163,38 +179,51 @@ public final class ChunkedCopy<T> {
         long rowBytes = Math.max(1, assignment.targetDType().byteSize(columns));
         long chunkRows = Math.max(1, CHUNK_BYTES / rowBytes);
         for (long first = 0; first < rows; first += chunkRows) {
-          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, false));
+          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, Read.MAPPED));
         }
         continue;
       }
-      boolean read = !wholeOnly.test(assignment) && tensor.file().map(positional::contains).orElse(false);
       if (wholeOnly.test(assignment)) {
-        chunks.add(new Chunk<>(assignment, 0, elements, false));
+        chunks.add(new Chunk<>(assignment, 0, elements, Read.MAPPED));
         continue;
       }
-      if (read) {
+      Optional<RemoteFile> remote = RangeReads.remoteFile(tensor);
+      if (remote.isPresent()) {
+        // One range request per chunk, of the remote options' size in the file's bytes.
+        HttpSettings settings = remote.get().client().settings();
+        remoteReaders = Math.max(remoteReaders, settings.concurrency());
+        rangeBytes = Math.max(rangeBytes, settings.rangeBytes());
+        plan.noteReadDirectly(Set.of(tensor.file().orElseThrow()));
+        long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
+        addChunks(chunks, assignment, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
+        continue;
+      }
+      if (tensor.file().map(positional::contains).orElse(false)) {
         // Cut where the file's 4 MiB blocks start, so that each read covers whole blocks (and
         // whole page-cache folios) and is dropped from the cache whole.
         long previous = 0;
         for (long boundary : PositionalReads.blockBoundaries(plan.source(), tensor)) {
-          chunks.add(new Chunk<>(assignment, previous, boundary - previous, true));
+          chunks.add(new Chunk<>(assignment, previous, boundary - previous, Read.POSITIONAL));
           previous = boundary;
         }
         continue;
       }
       // A multiple of 64 elements, so that sub-byte dtypes stay byte-aligned.
       long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
-      long chunkElements = Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L);
-      for (long first = 0; first < elements; first += chunkElements) {
-        chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), false));
-      }
+      addChunks(chunks, assignment, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
     }
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
-    int threads = positional.isEmpty() ? options.threads() : Math.max(options.threads(), PositionalReads.readers(readMode));
-    try (PositionalReads reads = positional.isEmpty() ? null : new PositionalReads(plan.source(), readMode, threads)) {
+    int threads = Math.max(options.threads(), Math.max(remoteReaders,
+        positional.isEmpty() ? 0 : PositionalReads.readers(readMode)));
+    try (PositionalReads reads = positional.isEmpty() ? null : new PositionalReads(plan.source(), readMode, threads);
+         RangeReads ranges = remoteReaders == 0 ? null : new RangeReads(threads, rangeBytes)) {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
-        long bytes = chunk.read() ? readChunk(chunk, copy, reads) : copyChunk(chunk, copy);
+        long bytes = switch (chunk.read()) {
+          case MAPPED -> copyChunk(chunk, copy);
+          case POSITIONAL -> readChunk(chunk, copy, reads::read);
+          case RANGE -> readChunk(chunk, copy, ranges::read);
+        };
         options.progress().onProgress(done.addAndGet(bytes), total, chunk.assignment().name());
       });
     } catch (ChunkFailure e) {
@@ -202,6 +231,21 @@ public final class ChunkedCopy<T> {
       Assignment<T> failed = (Assignment<T>) e.assignment;
       throw plan.failure(failed, e.getCause());
     }
+  }
+
+  /** Cuts an assignment into chunks of {@code chunkElements} elements (the last one shorter). */
+  private static <T> void addChunks(List<Chunk<T>> chunks, Assignment<T> assignment, long chunkElements, Read read) {
+    long elements = assignment.tensor().elementCount();
+    for (long first = 0; first < elements; first += chunkElements) {
+      chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), read));
+    }
+  }
+
+  /** A read of a chunk's bytes: into the destination if given, else handed to {@code use}. */
+  @FunctionalInterface
+  private interface ChunkRead {
+    void read(TensorView tensor, long offset, long length, Optional<MemorySegment> destination,
+        java.util.function.Consumer<MemorySegment> use);
   }
 
   /**
@@ -215,7 +259,7 @@ public final class ChunkedCopy<T> {
     Map<Path, double[]> residency = new HashMap<>();   // file -> {resident bytes, bytes}
     for (Assignment<T> assignment : plan.assignments()) {
       TensorView tensor = assignment.tensor();
-      if (tensor.file().isEmpty() || !tensor.segment().isMapped() || tensor.byteSize() == 0) {
+      if (tensor.file().isEmpty() || tensor.isRemote() || !tensor.segment().isMapped() || tensor.byteSize() == 0) {
         continue;
       }
       double[] counts = residency.computeIfAbsent(tensor.file().get(), f -> new double[2]);
@@ -233,11 +277,11 @@ public final class ChunkedCopy<T> {
   }
 
   /**
-   * Reads one chunk from its file: straight into its destination where the backend names one
-   * for bytes copied as they are, else into a staging buffer the backend copies from. Returns
-   * the bytes read.
+   * Reads one chunk from its file (positionally, or by a range request): straight into its
+   * destination where the backend names one for bytes copied as they are, else into a staging
+   * buffer the backend copies from. Returns the bytes read.
    */
-  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, PositionalReads reads) {
+  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, ChunkRead reads) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
     try {
@@ -316,7 +360,7 @@ public final class ChunkedCopy<T> {
   private static <T> List<Assignment<T>> inFileOrder(List<Assignment<T>> assignments) {
     return assignments.stream()
         .sorted(Comparator.comparing((Assignment<T> a) -> a.tensor().file().map(Path::toString).orElse(""))
-            .thenComparingLong(a -> a.tensor().segment().address()))
+            .thenComparingLong(a -> a.tensor().file().isPresent() ? a.tensor().dataOffsets()[0] : a.tensor().segment().address()))
         .toList();
   }
 }

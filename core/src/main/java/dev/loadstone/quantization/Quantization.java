@@ -85,6 +85,11 @@ public final class Quantization {
    * @throws IOException if the config cannot be read
    */
   public static Quantization of(TensorSource source) throws IOException {
+    if (source.path() instanceof dev.loadstone.internal.UrlPath) {
+      // A remote checkpoint: its config.json is not fetched (yet); quantized-looking tensors
+      // are then weights of unknown scheme, which no load dequantizes or copies silently.
+      return of(source, Optional.empty());
+    }
     Path directory = source.path().toAbsolutePath().getParent();
     Path config = directory == null ? null : directory.resolve(CONFIG_FILE);
     return of(source, config != null && Files.isRegularFile(config) ? Optional.of(config) : Optional.empty());

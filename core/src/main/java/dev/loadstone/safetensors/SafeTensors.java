@@ -1,14 +1,20 @@
 package dev.loadstone.safetensors;
 
+import dev.loadstone.internal.HttpRanges;
 import dev.loadstone.internal.Posix;
+import dev.loadstone.internal.RemoteFile;
+import dev.loadstone.internal.RemoteReadException;
+import dev.loadstone.internal.UrlPath;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.net.URI;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -37,10 +43,19 @@ import java.util.concurrent.locks.LockSupport;
  * <p>{@link #close()} unmaps the file at once. After it, every access to this object or to one
  * of its views, from any thread, throws {@link IllegalStateException}; none can crash the JVM.
  * Instances are safe to share between threads.
+ *
+ * <p><b>Remote files.</b> {@link #open(URI, RemoteOptions)} opens an {@code http://} or
+ * {@code https://} URL by reading only the 8-byte length and the header, with range requests,
+ * and validates them as {@link #open(Path)} does. Nothing is mapped: the views of a remote file
+ * have names, dtypes, shapes and offsets but no bytes ({@link TensorView#segment()} refuses), and
+ * a COPY load ({@code VarStore.load}) reads their bytes with parallel range requests.
+ * {@link #path()} is then a path whose {@code toString()} and {@code toUri()} give the URL.
  */
 public final class SafeTensors implements TensorSource, AutoCloseable {
   /** How long {@link #close()} waits for native calls on the mapping to return. */
   private static final long NATIVE_HOLD_TIMEOUT_NANOS = 10_000_000_000L;
+  /** The first request for a remote file asks for this many bytes: the length and most headers. */
+  static final int REMOTE_PROBE_BYTES = 32 << 10;
   private static final ValueLayout.OfLong LENGTH_LAYOUT =
       ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -53,10 +68,14 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
   private final Map<String, String> metadata;
   private final List<TensorView> tensors;
   private final Map<String, TensorView> byName;
+  /** How to read the file, when it is remote (and nothing is mapped); else null. */
+  private final RemoteFile remote;
 
+  /** @param data the data section's mapping, or null for a remote file */
   private SafeTensors(Path path, Arena arena, long fileSize, long headerLength, Header header,
-      MemorySegment data) {
+      MemorySegment data, RemoteFile remote) {
     this.path = path;
+    this.remote = remote;
     this.arena = arena;
     this.fileSize = fileSize;
     this.headerLength = headerLength;
@@ -65,7 +84,7 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
     Map<String, TensorView> index = HashMap.newHashMap(header.tensors().size());
     for (TensorEntry entry : header.tensors()) {
       TensorView view = new TensorView(this, entry.name(), entry.dtype(), entry.shape(),
-          data.asSlice(entry.begin(), entry.byteLength()), entry.begin());
+          data == null ? null : data.asSlice(entry.begin(), entry.byteLength()), entry.byteLength(), entry.begin());
       views.add(view);
       index.put(entry.name(), view);
     }
@@ -114,6 +133,17 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
       throw fileTooSmall(path, size);
     }
     long headerLength = image.get(LENGTH_LAYOUT, 0);
+    checkHeaderLength(path, size, headerLength);
+    byte[] json = image.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
+    long dataOffset = Long.BYTES + headerLength;
+    Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
+    // Read-only once here, so that the views' slices are read-only without a copy each.
+    return new SafeTensors(path, arena, size, headerLength, header,
+        image.asSlice(dataOffset).asReadOnly(), null);
+  }
+
+  /** The rules of the 8-byte header length, for a file of {@code size} bytes. */
+  private static void checkHeaderLength(Path path, long size, long headerLength) throws SafeTensorsException {
     if (headerLength < 0 || headerLength > HeaderParser.MAX_HEADER_LENGTH) {
       throw new SafeTensorsException(Reason.HEADER_TOO_LARGE, path, null,
           "the header length is " + Long.toUnsignedString(headerLength) + " bytes");
@@ -123,12 +153,67 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
           "the header length is " + headerLength + " bytes, but only " + (size - Long.BYTES)
               + " bytes follow it");
     }
-    byte[] json = image.asSlice(Long.BYTES, headerLength).toArray(ValueLayout.JAVA_BYTE);
+  }
+
+  /**
+   * Opens a remote file ({@code http://} or {@code https://}): reads its 8-byte header length
+   * and its header with range requests (one request for most files, two for a header of more
+   * than 32 KiB) and validates them as {@link #open(Path)} does. Nothing else is read until a
+   * COPY load reads the tensors. The returned object holds a connection pool shared with other
+   * files opened with equal options, until {@link #close()}.
+   *
+   * @throws SafeTensorsException if the file breaks a rule of the format
+   * @throws NoSuchFileException naming the URL if the server says it does not exist (404, 410)
+   * @throws IOException naming the URL if the server cannot be reached, refuses access, or
+   *     cannot serve byte ranges
+   */
+  public static SafeTensors open(URI url, RemoteOptions options) throws IOException {
+    String scheme = url.getScheme() == null ? "" : url.getScheme().toLowerCase(java.util.Locale.ROOT);
+    if (!scheme.equals("http") && !scheme.equals("https") || url.getHost() == null) {
+      throw new IllegalArgumentException("not an http(s) URL with a host: " + url);
+    }
+    HttpRanges client = HttpRanges.acquire(options.settings());
+    try {
+      return openRemote(url, client);
+    } catch (Throwable t) {
+      client.release();
+      throw t;
+    }
+  }
+
+  private static SafeTensors openRemote(URI url, HttpRanges client) throws IOException {
+    UrlPath named = UrlPath.of(url);
+    byte[] probe = new byte[REMOTE_PROBE_BYTES];
+    HttpRanges.Start start;
+    try {
+      start = client.readStart(url, MemorySegment.ofArray(probe));
+    } catch (RemoteReadException e) {
+      if (e.notFound()) {
+        NoSuchFileException missing = new NoSuchFileException(named.toString(), null, "HTTP " + e.status());
+        missing.initCause(e);
+        throw missing;
+      }
+      if (e.emptyObject()) {
+        throw fileTooSmall(named, 0);
+      }
+      throw e;
+    }
+    long size = start.object().size();
+    if (size < Long.BYTES) {
+      throw fileTooSmall(named, size);
+    }
+    long headerLength = MemorySegment.ofArray(probe).get(LENGTH_LAYOUT, 0);
+    checkHeaderLength(named, size, headerLength);
+    byte[] json = new byte[(int) headerLength];
+    int inProbe = (int) Math.min(headerLength, start.received() - Long.BYTES);
+    System.arraycopy(probe, Long.BYTES, json, 0, inProbe);
+    if (inProbe < headerLength) {
+      client.read(start.object(), Long.BYTES + inProbe, MemorySegment.ofArray(json).asSlice(inProbe), "the header");
+    }
     long dataOffset = Long.BYTES + headerLength;
-    Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, path);
-    // Read-only once here, so that the views' slices are read-only without a copy each.
-    return new SafeTensors(path, arena, size, headerLength, header,
-        image.asSlice(dataOffset).asReadOnly());
+    Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, named);
+    RemoteFile remote = new RemoteFile(start.object(), dataOffset, client);
+    return new SafeTensors(UrlPath.of(remote), Arena.ofShared(), size, headerLength, header, null, remote);
   }
 
   private static SafeTensorsException fileTooSmall(Path path, long size) {
@@ -169,6 +254,9 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
    *     truncated since shows as reads that come back short
    */
   public FileChannel reopen(OpenOption... options) throws IOException {
+    if (remote != null) {
+      throw new IOException(path + ": a remote file; it is read with range requests");
+    }
     Object expected = fileKey;
     if (expected != null && !expected.equals(fileKey(path))) {
       throw new IOException(path + ": the file was replaced since it was opened");
@@ -229,7 +317,12 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
     return fileSize - dataOffset();
   }
 
-  /** Whether the file is still mapped. */
+  /** Whether this is a remote file (opened from a URL; nothing mapped). */
+  public boolean isRemote() {
+    return remote != null;
+  }
+
+  /** Whether the file is still mapped (for a remote file: not yet closed). */
   public boolean isOpen() {
     return arena.scope().isAlive();
   }
@@ -244,6 +337,15 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
    */
   @Override
   public void close() {
+    if (remote != null) {
+      synchronized (this) {
+        if (arena.scope().isAlive()) {
+          arena.close();
+          remote.client().release();
+        }
+      }
+      return;
+    }
     long deadline = System.nanoTime() + NATIVE_HOLD_TIMEOUT_NANOS;
     while (arena.scope().isAlive()) {
       try {

@@ -113,7 +113,19 @@ public class SafeTensorsException extends IOException {
         + " implies for its logical shape"),
     /** A quantized weight's data holds a value its scheme rules out (a group index, a zero point). */
     INVALID_QUANTIZED_VALUE("group indices name existing groups, and a gptq (v1) zero point is stored"
-        + " as at most 2^bits - 2");
+        + " as at most 2^bits - 2"),
+    // Model ids in the Hugging Face cache (see dev.loadstone.checkpoint.HubCache).
+    /** No folder {@code models--ORG--NAME} for the model id in the cache. */
+    MODEL_NOT_CACHED("a model id names a folder models--ORG--NAME in the Hugging Face cache"),
+    /** The revision is neither a ref of the cached repository nor a 40-hex commit, or its ref is not one. */
+    REVISION_NOT_CACHED("a revision is a ref in the repository's refs/ folder holding a 40-hex commit, or a"
+        + " 40-hex commit"),
+    /** The revision's commit has no {@code snapshots/COMMIT} folder. */
+    SNAPSHOT_MISSING("the revision's commit has a folder snapshots/COMMIT"),
+    /** A snapshot file is a symbolic link to nothing. */
+    DANGLING_LINK("every snapshot file that is a symbolic link leads to an existing blob"),
+    /** A file the checkpoint needs is a partial download ({@code .incomplete}). */
+    INCOMPLETE_DOWNLOAD("every file the checkpoint needs is a finished download, not a .incomplete blob");
 
     private final String rule;
 
@@ -166,7 +178,10 @@ public class SafeTensorsException extends IOException {
     return reason;
   }
 
-  /** The file that broke it, when the data came from a file. */
+  /**
+   * The file that broke it, when the data came from a file; for a remote file, a path whose
+   * {@code toString()} and {@code toUri()} give its URL.
+   */
   public Optional<Path> file() {
     return Optional.ofNullable(file);
   }

@@ -37,16 +37,25 @@ public final class TensorView {
   private final DType dtype;
   private final long[] shape;
   private final long elementCount;
+  /** The bytes, or null for a tensor of a remote file (none are held here). */
   private final MemorySegment data;
+  private final long byteSize;
   private final long dataBegin;
 
   TensorView(SafeTensors file, String name, DType dtype, long[] shape, MemorySegment data, long dataBegin) {
+    this(file, name, dtype, shape, data, data.byteSize(), dataBegin);
+  }
+
+  /** @param data the bytes, or null for a tensor of a remote file, which has {@code byteSize} bytes there */
+  TensorView(SafeTensors file, String name, DType dtype, long[] shape, MemorySegment data, long byteSize,
+      long dataBegin) {
     this.file = file;
     this.name = name;
     this.dtype = dtype;
     this.shape = shape;
     this.elementCount = TensorEntry.elementCount(shape);
-    this.data = data.isReadOnly() ? data : data.asReadOnly();
+    this.data = data == null || data.isReadOnly() ? data : data.asReadOnly();
+    this.byteSize = byteSize;
     this.dataBegin = dataBegin;
   }
 
@@ -100,14 +109,30 @@ public final class TensorView {
 
   /** The size of the data in bytes. */
   public long byteSize() {
-    return data.byteSize();
+    return byteSize;
   }
 
   /**
    * The tensor's bytes, read-only. For a view of a file, reading it after the file is closed
    * throws {@link IllegalStateException}.
+   *
+   * @throws UnsupportedOperationException for a tensor of a remote file, whose bytes are read
+   *     by a COPY load, not held here
    */
   public MemorySegment segment() {
+    return bytes();
+  }
+
+  /** Whether this is a tensor of a remote file: described here, its bytes read by a COPY load. */
+  public boolean isRemote() {
+    return file != null && data == null;
+  }
+
+  private MemorySegment bytes() {
+    if (data == null) {
+      throw new UnsupportedOperationException(where() + ": a tensor of a remote file; its bytes are read by a"
+          + " COPY load (VarStore.load), not held by the view");
+    }
     return data;
   }
 
@@ -134,7 +159,7 @@ public final class TensorView {
     if (file == null) {
       throw new IllegalStateException(name + " is not a view of a file");
     }
-    return new long[] {dataBegin, dataBegin + data.byteSize()};
+    return new long[] {dataBegin, dataBegin + byteSize};
   }
 
   /** The flat (row-major) index of the element at these coordinates. */
@@ -156,7 +181,7 @@ public final class TensorView {
   public long getBits(long index) {
     Objects.checkIndex(index, elementCount);
     try {
-      return ConvertingCopy.readBits(data, dtype, index);
+      return ConvertingCopy.readBits(bytes(), dtype, index);
     } catch (IllegalStateException e) {
       throw closed(e);
     }
@@ -260,7 +285,7 @@ public final class TensorView {
           + " at offset " + destinationOffset + " do not fit a destination of " + destination.byteSize() + " bytes");
     }
     try {
-      ConvertingCopy.convert(data, dtype, first, destination, destinationOffset, targetType, count);
+      ConvertingCopy.convert(bytes(), dtype, first, destination, destinationOffset, targetType, count);
     } catch (IllegalStateException e) {
       throw closed(e);
     } catch (IllegalArgumentException e) {
@@ -290,6 +315,7 @@ public final class TensorView {
     for (int a = 0; a < axis; a++) {
       outer *= shape[a];
     }
+    bytes();
     long[] sliced = shape.clone();
     sliced[axis] = to - from;
     long blockElements = (to - from) * inner;

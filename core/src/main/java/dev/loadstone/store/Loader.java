@@ -35,7 +35,14 @@ final class Loader {
             : tensor.canCopyTo(dtype) ? Optional.empty() : Optional.of("no conversion"),
         options.mode() == LoadMode.ALIAS
             ? Optional.of("an ALIAS load binds the stored bytes and cannot dequantize (load with COPY)")
-            : Optional.empty());
+            : checkpoint.isRemote()
+                ? Optional.of("quantized weights of a remote checkpoint are not dequantized yet (load a local copy)")
+                : Optional.empty());
+    if (options.mode() == LoadMode.ALIAS && checkpoint.isRemote()) {
+      throw new LoadException(checkpoint.path() + ": ALIAS binds variables to a file's mapped bytes, and a"
+          + " remote checkpoint has none: load it with LoadMode.COPY (its bytes are read with range requests)",
+          plan.report(false), null);
+    }
     plan.requireAcceptable();
     for (Assignment<Variable> assignment : plan.assignments()) {
       assignment.target().handle().markLoaded(false);

@@ -1,0 +1,589 @@
+package dev.loadstone.internal;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.lang.foreign.MemorySegment;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpHeaders;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Flow;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Range reads over HTTP(S) with the JDK's client: the bytes go straight into the caller's
+ * memory as they arrive (no temporary file, no copy of the whole body), a request that fails
+ * on the way (a reset, a 5xx, a 429, a stall) is retried with backoff from the first byte that
+ * did not arrive, and a response that cannot be the object's bytes (a {@code 200} to a range
+ * request, a wrong {@code Content-Range} or {@code Content-Length}, another {@code ETag} or
+ * {@code Last-Modified} than when the object was opened, a short body) fails at once without
+ * being read to its end.
+ *
+ * <p>Redirects are followed here (at most {@link #MAX_REDIRECTS}), so that the bearer token
+ * goes only to {@link HttpSettings#tokenOrigin()}: each hop decides afresh, and a redirect to
+ * another host never carries it. Messages name the URL the caller asked for (without a query),
+ * never a token or a redirect's signed location.
+ *
+ * <p>One client per {@link HttpSettings}, shared by the files that use the same settings and
+ * closed when the last of them releases it ({@link #acquire}, {@link #release}).
+ */
+public final class HttpRanges {
+  /** The most redirects one request follows. */
+  static final int MAX_REDIRECTS = 10;
+  /** The longest {@code Retry-After} honoured; a longer one is cut to this. */
+  private static final Duration MAX_RETRY_AFTER = Duration.ofSeconds(60);
+  private static final Duration FIRST_BACKOFF = Duration.ofMillis(200);
+  private static final Duration MAX_BACKOFF = Duration.ofSeconds(5);
+  private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
+
+  private static final Map<HttpSettings, HttpRanges> SHARED = new HashMap<>();
+
+  static {
+    // The JDK client reads responses in buffers of 16 KiB by default, which halved a load's
+    // throughput on loopback against 256 KiB (docs/remote.md). The property is read once, when
+    // the client's classes load: set here unless the application chose a size, it applies
+    // where this class is loaded before any HttpClient of the JVM is made.
+    if (System.getProperty("jdk.httpclient.bufsize") == null) {
+      System.setProperty("jdk.httpclient.bufsize", Integer.toString(256 << 10));
+    }
+  }
+
+  private final HttpSettings settings;
+  private final HttpClient client;
+  private int users;
+
+  private HttpRanges(HttpSettings settings) {
+    this.settings = settings;
+    this.client = HttpClient.newBuilder()
+        .connectTimeout(settings.connectTimeout())
+        .followRedirects(HttpClient.Redirect.NEVER)
+        // One connection per request in flight: predictable throughput, like curl's.
+        .version(HttpClient.Version.HTTP_1_1)
+        .build();
+  }
+
+  /** The client for these settings, shared; {@link #release()} it when done. */
+  public static HttpRanges acquire(HttpSettings settings) {
+    synchronized (SHARED) {
+      HttpRanges ranges = SHARED.computeIfAbsent(settings, HttpRanges::new);
+      ranges.users++;
+      return ranges;
+    }
+  }
+
+  /** Gives the client back; the last user's release closes it. Call once per {@link #acquire}. */
+  public void release() {
+    synchronized (SHARED) {
+      if (--users == 0) {
+        SHARED.remove(settings);
+        client.shutdownNow();
+      }
+    }
+  }
+
+  /** The settings this client reads with. */
+  public HttpSettings settings() {
+    return settings;
+  }
+
+  /**
+   * A remote object as its first response described it: size and validators, and the location
+   * the redirects led to (read from there until it fails, then from the URL again).
+   */
+  public static final class RemoteObject {
+    private final URI url;
+    private final long size;
+    private final String etag;
+    private final String lastModified;
+    private volatile URI location;
+
+    RemoteObject(URI url, long size, String etag, String lastModified, URI location) {
+      this.url = url;
+      this.size = size;
+      this.etag = etag;
+      this.lastModified = lastModified;
+      this.location = location;
+    }
+
+    /** The URL asked for. */
+    public URI url() {
+      return url;
+    }
+
+    /** The object's size in bytes. */
+    public long size() {
+      return size;
+    }
+
+    /** The {@code ETag} of the first response, if any. */
+    public Optional<String> etag() {
+      return Optional.ofNullable(etag);
+    }
+
+    @Override
+    public String toString() {
+      return describe(url);
+    }
+  }
+
+  /** The first bytes of an object and what its response said about it. */
+  public record Start(RemoteObject object, int received) {}
+
+  /**
+   * Reads the first {@code target.byteSize()} bytes of the object at {@code url} (fewer when it
+   * is smaller), and how large it is.
+   *
+   * @throws RemoteReadException if the object does not exist ({@link RemoteReadException#notFound()}),
+   *     the server refuses, or cannot serve ranges
+   */
+  public Start readStart(URI url, MemorySegment target) throws IOException {
+    Exchange exchange = retrying(url, () -> exchange(url, url, 0, target.byteSize() - 1, target, null, false, 0));
+    if (exchange.received != exchange.expected) {
+      throw new RemoteReadException(describe(url) + ": the response ended after " + exchange.received + " of "
+          + exchange.expected + " bytes (a short body)", -1);
+    }
+    return new Start(exchange.object, (int) exchange.received);
+  }
+
+  /** One attempt of a request. */
+  @FunctionalInterface
+  private interface Attempt {
+    Exchange run() throws IOException;
+  }
+
+  /** Runs a request of nothing but headers and a small body again while it fails in a way worth retrying. */
+  private Exchange retrying(URI url, Attempt attempt) throws IOException {
+    for (int failures = 1; ; failures++) {
+      try {
+        return attempt.run();
+      } catch (RetryableException e) {
+        if (failures > settings.retries()) {
+          throw new IOException(describe(url) + ": " + e.getMessage() + "; gave up after " + settings.retries()
+              + " retries", e);
+        }
+        sleep(e.retryAfter.isPresent() ? e.retryAfter.get() : backoff(failures));
+      }
+    }
+  }
+
+  /**
+   * Reads bytes {@code [start, start + target.byteSize())} of {@code object} into
+   * {@code target}, retrying what did not arrive.
+   *
+   * @param what what the bytes are, for messages (a tensor)
+   * @throws IOException naming the URL and {@code what} if they cannot all be read
+   */
+  public void read(RemoteObject object, long start, MemorySegment target, String what) throws IOException {
+    if (target.byteSize() == 0) {
+      return;
+    }
+    if (start < 0 || start + target.byteSize() > object.size) {
+      throw new IOException(describe(object.url) + ": " + what + ": bytes " + start + " to "
+          + (start + target.byteSize()) + " lie outside the object's " + object.size + " bytes");
+    }
+    long done = 0;
+    int failures = 0;
+    int allFailures = 0;
+    while (done < target.byteSize()) {
+      long from = start + done;
+      long to = start + target.byteSize() - 1;
+      URI location = object.location;
+      try {
+        Exchange exchange = exchange(object.url, location, from, to, target.asSlice(done), object, true, 0);
+        done += exchange.received;
+        if (exchange.received != exchange.expected) {
+          throw new RemoteReadException(describe(object.url) + ": the response for bytes " + from
+              + "-" + to + " ended after " + exchange.received + " bytes (a short body)", -1);
+        }
+      } catch (RetryableException e) {
+        done += e.received;
+        // Counted afresh after a response that brought bytes, but not for ever: a server that
+        // keeps failing after a few bytes each time gives up too.
+        failures = e.received > 0 ? 1 : failures + 1;
+        if (failures > settings.retries() || ++allFailures > 4 * settings.retries()) {
+          throw new IOException(describe(object.url) + ": " + what + ": " + e.getMessage() + "; gave up after "
+              + settings.retries() + " retries", e);
+        }
+        sleep(e.retryAfter.isPresent() ? e.retryAfter.get() : backoff(failures));
+      } catch (RemoteReadException e) {
+        if (!location.equals(object.url) && e.status >= 400 && e.status < 500 && failures < settings.retries()) {
+          // A redirect's location (a signed URL, say) may expire: ask the URL again.
+          object.location = object.url;
+          failures++;
+          continue;
+        }
+        String prefix = describe(object.url) + ": ";
+        String detail = e.getMessage().startsWith(prefix) ? e.getMessage().substring(prefix.length()) : e.getMessage();
+        throw new RemoteReadException(prefix + what + ": " + detail, e.status, e);
+      }
+    }
+  }
+
+  /**
+   * Reads a whole object of at most {@code maxBytes} bytes (an index), following redirects.
+   *
+   * @throws RemoteReadException if it does not exist or is larger
+   */
+  public byte[] readAll(URI url, long maxBytes) throws IOException {
+    try {
+      return retrying(url, () -> exchange(url, url, -1, -1, null, null, false, maxBytes)).collected();
+    } catch (LimitException e) {
+      throw new RemoteReadException(describe(url) + ": larger than the " + maxBytes + " bytes accepted", -1);
+    }
+  }
+
+  /** Thrown inside {@link #readAll} when a body outgrows its limit. */
+  private static final class LimitException extends IOException {
+    private static final long serialVersionUID = 1L;
+  }
+
+  private Duration backoff(int failures) {
+    long base = Math.min(MAX_BACKOFF.toMillis(), FIRST_BACKOFF.toMillis() << Math.min(failures - 1, 10));
+    return Duration.ofMillis(base + ThreadLocalRandom.current().nextLong(base / 2 + 1));
+  }
+
+  private static void sleep(Duration duration) throws InterruptedIOException {
+    try {
+      Thread.sleep(duration);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while waiting to retry");
+    }
+  }
+
+  /** A failure worth another request: a reset, a 5xx, a 429, a stall. */
+  private static final class RetryableException extends IOException {
+    private static final long serialVersionUID = 1L;
+    final transient Optional<Duration> retryAfter;
+    final long received;
+
+    RetryableException(String message, Optional<Duration> retryAfter, long received, Throwable cause) {
+      super(message, cause);
+      this.retryAfter = retryAfter;
+      this.received = received;
+    }
+  }
+
+  /**
+   * One request and its redirects. {@code from < 0}: a plain GET of the whole object, collected
+   * in memory. {@code object == null} with a range: the first response of the object, which
+   * may end before {@code to} and describes the object.
+   */
+  private Exchange exchange(URI url, URI location, long from, long to, MemorySegment target, RemoteObject object,
+      boolean exact, long limit) throws IOException {
+    URI current = location;
+    for (int hop = 0; ; hop++) {
+      Exchange exchange = new Exchange(url, from, to, target, object, exact, limit);
+      HttpRequest.Builder request = HttpRequest.newBuilder(current).GET().timeout(settings.stallTimeout());
+      if (from >= 0) {
+        request.header("Range", "bytes=" + from + "-" + to);
+      }
+      if (settings.sendsTokenTo(current)) {
+        request.header("Authorization", "Bearer " + settings.token().orElseThrow());
+      }
+      exchange.send(client, request.build(), settings.stallTimeout());
+      if (exchange.redirect != null) {
+        if (hop == MAX_REDIRECTS) {
+          throw new RemoteReadException(describe(url) + ": more than " + MAX_REDIRECTS + " redirects", exchange.status);
+        }
+        try {
+          current = current.resolve(exchange.redirect);
+        } catch (IllegalArgumentException e) {
+          throw new RemoteReadException(describe(url) + ": redirected to an invalid location", exchange.status, e);
+        }
+        if (!"http".equalsIgnoreCase(current.getScheme()) && !"https".equalsIgnoreCase(current.getScheme())) {
+          throw new RemoteReadException(describe(url) + ": redirected to a " + current.getScheme() + " URL", exchange.status);
+        }
+        continue;
+      }
+      if (from >= 0) {
+        exchange.object.location = current;
+      }
+      return exchange;
+    }
+  }
+
+  /** {@code scheme://host[:port]/path} of a URL: no query (a signature), no user information. */
+  static String describe(URI url) {
+    return url.getScheme() + "://" + url.getHost() + (url.getPort() == -1 ? "" : ":" + url.getPort())
+        + (url.getRawPath() == null ? "" : url.getRawPath());
+  }
+
+  /** The state of one request: what the response said, and the bytes that arrived. */
+  private final class Exchange implements HttpResponse.BodyHandler<Void> {
+    final URI url;
+    final long from;
+    final long to;
+    final MemorySegment target;
+    final boolean exact;
+    final long limit;
+    RemoteObject object;
+    volatile int status;
+    volatile String redirect;
+    volatile IOException refusal;
+    volatile long received;
+    volatile long expected;
+    volatile long lastProgress = System.nanoTime();
+    volatile Flow.Subscription subscription;
+    private final java.io.ByteArrayOutputStream collected;
+    private final CompletableFuture<Void> done = new CompletableFuture<>();
+
+    Exchange(URI url, long from, long to, MemorySegment target, RemoteObject object, boolean exact, long limit) {
+      this.url = url;
+      this.limit = limit;
+      this.from = from;
+      this.to = to;
+      this.target = target;
+      this.object = object;
+      this.exact = exact;
+      this.collected = from < 0 ? new java.io.ByteArrayOutputStream() : null;
+    }
+
+    byte[] collected() {
+      return collected.toByteArray();
+    }
+
+    /** Sends the request and waits for the body, giving up when nothing arrives for {@code stall}. */
+    void send(HttpClient client, HttpRequest request, Duration stall) throws IOException {
+      CompletableFuture<HttpResponse<Void>> response = client.sendAsync(request, this);
+      long poll = Math.max(10, Math.min(stall.toMillis() / 4, 1000));
+      while (true) {
+        try {
+          response.get(poll, TimeUnit.MILLISECONDS);
+          break;
+        } catch (TimeoutException e) {
+          if (System.nanoTime() - lastProgress > stall.toNanos()) {
+            abort();
+            response.cancel(true);
+            throw new RetryableException("no byte arrived for " + stall.toMillis() + " ms (a stalled read)",
+                Optional.empty(), received, null);
+          }
+        } catch (InterruptedException e) {
+          abort();
+          response.cancel(true);
+          Thread.currentThread().interrupt();
+          throw new InterruptedIOException(describe(url) + ": interrupted");
+        } catch (ExecutionException e) {
+          Throwable cause = e.getCause();
+          if (refusal != null) {
+            throw refusal;
+          }
+          if (cause instanceof LimitException limit) {
+            throw limit;
+          }
+          // A reset, an early end of the connection, a timeout before the headers.
+          throw new RetryableException(cause instanceof java.net.http.HttpTimeoutException
+              ? "no response within " + stall.toMillis() + " ms" : "the connection failed: " + cause,
+              Optional.empty(), received, cause);
+        }
+      }
+      if (refusal != null) {
+        throw refusal;
+      }
+    }
+
+    private void abort() {
+      Flow.Subscription s = subscription;
+      if (s != null) {
+        s.cancel();
+      }
+    }
+
+    @Override
+    public HttpResponse.BodySubscriber<Void> apply(HttpResponse.ResponseInfo info) {
+      lastProgress = System.nanoTime();
+      status = info.statusCode();
+      HttpHeaders headers = info.headers();
+      try {
+        judge(headers);
+      } catch (IOException e) {
+        refusal = e;
+        return new Subscriber(false);
+      }
+      return new Subscriber(redirect == null);
+    }
+
+    /** Decides from the status and headers whether the body is wanted; throws if the response is refused. */
+    private void judge(HttpHeaders headers) throws IOException {
+      int code = status;
+      if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        redirect = headers.firstValue("Location").orElseThrow(() -> new RemoteReadException(
+            describe(url) + ": HTTP " + code + " without a Location", code));
+        return;
+      }
+      if (code == 429 || code >= 500) {
+        throw new RetryableException("HTTP " + code, retryAfter(headers), 0, null);
+      }
+      if (code == 404 || code == 410) {
+        throw new RemoteReadException(describe(url) + ": not found (HTTP " + code + ")", code);
+      }
+      if (code == 401 || code == 403) {
+        throw new RemoteReadException(describe(url) + ": access refused (HTTP " + code + ")"
+            + (settings.sendsTokenTo(url) ? "; the token was sent" : settings.token().isPresent()
+                ? "; the token is sent only to " + describe(settings.tokenOrigin()) : "; no token set (HF_TOKEN)"), code);
+      }
+      if (from < 0) {
+        if (code != 200) {
+          throw new RemoteReadException(describe(url) + ": HTTP " + code, code);
+        }
+        return;
+      }
+      if (code == 416 && object == null) {
+        throw RemoteReadException.empty(describe(url), code);
+      }
+      if (code == 200 && object == null && headers.firstValueAsLong("Content-Length").orElse(-1) == 0) {
+        throw RemoteReadException.empty(describe(url), code);
+      }
+      if (code == 200) {
+        throw new RemoteReadException(describe(url) + ": the server ignored the Range request (HTTP 200 with "
+            + headers.firstValueAsLong("Content-Length").stream().mapToObj(n -> n + " bytes").findFirst().orElse("the whole body")
+            + "); range reads need a server that honours Range (not read further)", code);
+      }
+      if (code != 206) {
+        throw new RemoteReadException(describe(url) + ": HTTP " + code + " to a range request", code);
+      }
+      String range = headers.firstValue("Content-Range").orElseThrow(() -> new RemoteReadException(
+          describe(url) + ": HTTP 206 without Content-Range", code));
+      Matcher m = CONTENT_RANGE.matcher(range.strip());
+      if (!m.matches() || m.group(3).equals("*")) {
+        throw new RemoteReadException(describe(url) + ": Content-Range '" + range + "' is not bytes FIRST-LAST/SIZE", code);
+      }
+      long first = Long.parseLong(m.group(1));
+      long last = Long.parseLong(m.group(2));
+      long size = Long.parseLong(m.group(3));
+      boolean wrong = first != from || last < first || last >= size
+          || (exact ? last != to : last != Math.min(to, size - 1));
+      if (object != null && size != object.size) {
+        throw new RemoteReadException(describe(url) + ": the object changed since it was opened (" + object.size
+            + " bytes then, " + size + " now)", code);
+      }
+      if (wrong) {
+        throw new RemoteReadException(describe(url) + ": wrong Content-Range '" + range + "' for bytes " + from + "-" + to, code);
+      }
+      long length = last - first + 1;
+      OptionalLong contentLength = headers.firstValueAsLong("Content-Length");
+      if (contentLength.isPresent() && contentLength.getAsLong() != length) {
+        throw new RemoteReadException(describe(url) + ": Content-Length " + contentLength.getAsLong()
+            + " disagrees with Content-Range '" + range + "'", code);
+      }
+      String etag = headers.firstValue("ETag").orElse(null);
+      String lastModified = headers.firstValue("Last-Modified").orElse(null);
+      if (object == null) {
+        object = new RemoteObject(url, size, etag, lastModified, url);
+      } else if (object.etag != null ? !object.etag.equals(etag)
+          : object.lastModified != null && !object.lastModified.equals(lastModified)) {
+        throw new RemoteReadException(describe(url) + ": the object changed since it was opened ("
+            + (object.etag != null ? "ETag " + object.etag + " then, " + etag + " now"
+                : "Last-Modified " + object.lastModified + " then, " + lastModified + " now") + ")", code);
+      }
+      expected = length;
+    }
+
+    /** Writes the body where it belongs, or refuses it at once (cancelling the exchange, unread). */
+    private final class Subscriber implements HttpResponse.BodySubscriber<Void> {
+      private final boolean wanted;
+
+      Subscriber(boolean wanted) {
+        this.wanted = wanted;
+      }
+
+      @Override
+      public CompletableFuture<Void> getBody() {
+        return done;
+      }
+
+      @Override
+      public void onSubscribe(Flow.Subscription s) {
+        subscription = s;
+        if (!wanted) {
+          s.cancel();
+          done.complete(null);
+          return;
+        }
+        s.request(1);
+      }
+
+      @Override
+      public void onNext(List<ByteBuffer> items) {
+        try {
+          for (ByteBuffer item : items) {
+            int n = item.remaining();
+            if (collected != null) {
+              if (collected.size() + (long) n > limit) {
+                throw new LimitException();
+              }
+              byte[] bytes = new byte[n];
+              item.get(bytes);
+              collected.write(bytes, 0, n);
+            } else {
+              if (received + n > expected) {
+                throw new RemoteReadException(describe(url) + ": the response holds more bytes than its Content-Range", status);
+              }
+              MemorySegment.copy(MemorySegment.ofBuffer(item), 0, target, received, n);
+            }
+            received += n;
+          }
+          lastProgress = System.nanoTime();
+          subscription.request(1);
+        } catch (IOException e) {
+          refusal = e instanceof LimitException ? null : e;
+          subscription.cancel();
+          done.completeExceptionally(e);
+        } catch (RuntimeException e) {
+          refusal = new IOException(describe(url) + ": cannot take the response's bytes: " + e, e);
+          subscription.cancel();
+          done.completeExceptionally(e);
+        }
+      }
+
+      @Override
+      public void onError(Throwable error) {
+        done.completeExceptionally(error);
+      }
+
+      @Override
+      public void onComplete() {
+        done.complete(null);
+      }
+    }
+  }
+
+  /** {@code Retry-After}: seconds, or an HTTP date; at most {@link #MAX_RETRY_AFTER}. */
+  static Optional<Duration> retryAfter(HttpHeaders headers) {
+    Optional<String> value = headers.firstValue("Retry-After").map(String::strip);
+    if (value.isEmpty()) {
+      return Optional.empty();
+    }
+    Duration wait;
+    try {
+      wait = Duration.ofSeconds(Long.parseLong(value.get()));
+    } catch (NumberFormatException e) {
+      try {
+        wait = Duration.between(ZonedDateTime.now(), ZonedDateTime.parse(value.get(), DateTimeFormatter.RFC_1123_DATE_TIME));
+      } catch (DateTimeParseException e2) {
+        return Optional.empty();
+      }
+    }
+    if (wait.isNegative()) {
+      wait = Duration.ZERO;
+    }
+    return Optional.of(wait.compareTo(MAX_RETRY_AFTER) > 0 ? MAX_RETRY_AFTER : wait);
+  }
+}
