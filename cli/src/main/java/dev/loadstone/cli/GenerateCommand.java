@@ -92,7 +92,8 @@ final class GenerateCommand implements Command {
         Option.valued("--threads", "N", "threads that run the model (default: the number of cores)"),
         Option.flag("--print-ids", "print the generated token ids, comma-separated, instead of text"),
         Option.flag("--ignore-eos", "do not stop at an end-of-sequence token"),
-        Option.flag("--bench", "also measure read bandwidth and report decode speed against its bound"));
+        Option.flag("--bench", "also measure read bandwidth and report decode speed against its bound"),
+        Option.flag("--prefetch", "read weights used in place into memory on all threads while loading"));
   }
 
   @Override
@@ -132,7 +133,8 @@ final class GenerateCommand implements Command {
 
     LlamaModel model;
     try {
-      model = LlamaModel.load(directory, LlamaModel.Options.defaults().withThreads(threads));
+      LlamaModel.Options options = LlamaModel.Options.defaults().withThreads(threads);
+      model = LlamaModel.load(directory, args.has("--prefetch") ? options.withPrefetch() : options);
     } catch (InvalidModelException | CheckpointException e) {
       err.println("loadstone generate: invalid model directory: " + Text.oneLine(e.getMessage()));
       return Main.EXIT_INVALID;

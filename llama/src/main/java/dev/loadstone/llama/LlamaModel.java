@@ -78,8 +78,11 @@ public final class LlamaModel implements AutoCloseable {
    *     mapping (faster decoding; a file truncated under the model kills the JVM) rather than
    *     through small per-thread copies (a truncated file is an exception); no effect on a COPY
    *     load. False by default
+   * @param prefetch whether an ALIAS load reads the weights in on all threads before it returns
+   *     ({@link LoadOptions#withPrefetch}), so that the first token does not wait for the file
+   *     page by page; no effect on a COPY load. False by default
    */
-  public record Options(int threads, Optional<DType> weightType, boolean directMappedReads) {
+  public record Options(int threads, Optional<DType> weightType, boolean directMappedReads, boolean prefetch) {
     /** Checks the values. */
     public Options {
       Objects.requireNonNull(weightType, "weightType");
@@ -93,17 +96,17 @@ public final class LlamaModel implements AutoCloseable {
 
     /** One thread per available core; weights read in their stored dtype, through per-thread copies. */
     public static Options defaults() {
-      return new Options(Runtime.getRuntime().availableProcessors(), Optional.empty(), false);
+      return new Options(Runtime.getRuntime().availableProcessors(), Optional.empty(), false, false);
     }
 
     /** With another number of threads. */
     public Options withThreads(int count) {
-      return new Options(count, weightType, directMappedReads);
+      return new Options(count, weightType, directMappedReads, prefetch);
     }
 
     /** Copies the weights into this dtype instead of reading them in place. */
     public Options withWeightType(DType dtype) {
-      return new Options(threads, Optional.of(dtype), directMappedReads);
+      return new Options(threads, Optional.of(dtype), directMappedReads, prefetch);
     }
 
     /**
@@ -112,7 +115,12 @@ public final class LlamaModel implements AutoCloseable {
      * that nothing changes while the model runs.
      */
     public Options withDirectMappedReads() {
-      return new Options(threads, weightType, true);
+      return new Options(threads, weightType, true, prefetch);
+    }
+
+    /** Reads aliased weights in on all threads while loading (for files not in the page cache). */
+    public Options withPrefetch() {
+      return new Options(threads, weightType, directMappedReads, true);
     }
   }
 
@@ -208,7 +216,8 @@ public final class LlamaModel implements AutoCloseable {
         root.zeros(weight.name(), dtype, weight.shape());
       }
       LoadReport report = store.load(checkpoint, LoadOptions.defaults()
-          .withMode(mode).withThreads(options.threads()).partial());
+          .withMode(mode).withThreads(options.threads()).withPrefetch(mode == LoadMode.ALIAS && options.prefetch())
+          .partial());
       if (!report.isComplete()) {
         throw new InvalidModelException(checkpoint.path(),
             "the weights do not fit config.json: " + report.summary(), report, null);

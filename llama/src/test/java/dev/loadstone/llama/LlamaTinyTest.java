@@ -17,11 +17,13 @@ class LlamaTinyTest {
     Expected expected = Expected.read(DIR.resolve("expected.json"));
     int[] prompt = expected.ints("prompt_ids");
     int[] generated = expected.ints("generated_ids");
-    for (int threads : new int[] {1, 2}) {
-      try (LlamaModel model = LlamaModel.load(DIR, LlamaModel.Options.defaults().withThreads(threads))) {
+    for (LlamaModel.Options options : new LlamaModel.Options[] {LlamaModel.Options.defaults().withThreads(1),
+        LlamaModel.Options.defaults().withThreads(2), LlamaModel.Options.defaults().withThreads(2).withPrefetch()}) {
+      int threads = options.threads();
+      try (LlamaModel model = LlamaModel.load(DIR, options)) {
         assertEquals(LoadMode.ALIAS, model.loadMode());
         Generation result = new Generator(model, Sampler.greedy()).generate(prompt, generated.length, Set.of(), t -> { });
-        assertArrayEquals(generated, result.tokens(), "threads " + threads);
+        assertArrayEquals(generated, result.tokens(), options.toString());
         float[] logits = model.newSession(prompt.length).forward(prompt, 0);
         Expected.TopK top = expected.topK("last_prompt_logits_top5");
         for (int i = 0; i < top.ids().length; i++) {
