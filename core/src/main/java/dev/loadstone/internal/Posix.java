@@ -308,29 +308,18 @@ public final class Posix {
    * asks about every page, for deciding how to read a file rather than reporting on it.
    */
   public static OptionalDouble sampledResidentFraction(MemorySegment mapping, long stride) {
-    if (MINCORE == null || mapping.byteSize() == 0) {
-      return OptionalDouble.empty();
-    }
-    deliverPendingFaults();
     long step = Math.max(stride, PAGE_SIZE);
     long samples = 0;
-    long resident = 0;
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment vector = arena.allocate(1);
-      for (long offset = 0; offset < mapping.byteSize(); offset += step) {
-        long page = (mapping.address() + offset) & -PAGE_SIZE;
-        if ((int) MINCORE.invokeExact(MemorySegment.ofAddress(page).reinterpret(PAGE_SIZE), PAGE_SIZE, vector) != 0) {
-          reportFallback("mincore", "refused");
-          return OptionalDouble.empty();
-        }
-        resident += vector.get(ValueLayout.JAVA_BYTE, 0) & 1;
-        samples++;
+    double resident = 0;
+    for (long offset = 0; offset < mapping.byteSize(); offset += step) {
+      OptionalDouble page = residentFraction(mapping.asSlice(offset, 1));   // the page holding that byte
+      if (page.isEmpty()) {
+        return page;
       }
-      return OptionalDouble.of((double) resident / samples);
-    } catch (Throwable e) {
-      reportFallback("mincore", e.toString());
-      return OptionalDouble.empty();
+      resident += page.getAsDouble();
+      samples++;
     }
+    return samples == 0 ? OptionalDouble.empty() : OptionalDouble.of(resident / samples);
   }
 
   /**

@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -207,17 +208,7 @@ record CompressedTensorsScheme(List<WeightArguments> groups) implements Scheme {
     long rows = weight.dim(0);
     int columns = parts.columns(weight, weight.dim(1));
     Optional<TensorView> zeros = parts.find(prefix + "weight_zero_point");
-    Map<String, WeightArguments> fitting = new LinkedHashMap<>();
-    List<String> whyNot = new ArrayList<>();
-    for (WeightArguments arguments : groups) {
-      Optional<String> problem = elementProblem(arguments, weight, scale, zeros, rows, columns);
-      if (problem.isEmpty()) {
-        fitting.putIfAbsent(arguments.description(), arguments);
-      } else {
-        whyNot.add("config group " + arguments.group() + " (" + arguments.description() + "): " + problem.get());
-      }
-    }
-    WeightArguments arguments = chooseGroup(parts, weight, fitting, whyNot);
+    WeightArguments arguments = chooseGroup(parts, weight, candidate -> elementProblem(candidate, weight, scale, zeros, rows, columns));
     long[] block = switch (arguments.strategy()) {
       case "tensor" -> new long[] {Math.max(1, rows), columns};
       case "channel" -> new long[] {1, columns};
@@ -308,17 +299,7 @@ record CompressedTensorsScheme(List<WeightArguments> groups) implements Scheme {
       parts.requireDType(gIdx.get(), scheme, List.of(DType.I32, DType.I64));
       parts.requireShape(gIdx.get(), scheme, "a group per input", columns);
     }
-    Map<String, WeightArguments> fitting = new LinkedHashMap<>();
-    List<String> whyNot = new ArrayList<>();
-    for (WeightArguments arguments : groups) {
-      Optional<String> problem = packedProblem(arguments, packed, scale, zeros, rows, columns);
-      if (problem.isEmpty()) {
-        fitting.putIfAbsent(arguments.description(), arguments);
-      } else {
-        whyNot.add("config group " + arguments.group() + " (" + arguments.description() + "): " + problem.get());
-      }
-    }
-    WeightArguments arguments = chooseGroup(parts, packed, fitting, whyNot);
+    WeightArguments arguments = chooseGroup(parts, packed, candidate -> packedProblem(candidate, packed, scale, zeros, rows, columns));
     int groupSize = arguments.strategy().equals("group") ? arguments.groupSize() : 0;
     int groups = GroupIndex.groupCount(columns, groupSize);
     if (gIdx.isPresent() && groupSize == 0) {
@@ -370,8 +351,22 @@ record CompressedTensorsScheme(List<WeightArguments> groups) implements Scheme {
   }
 
   /** The one set of arguments that fits a weight; an error naming the tensor when none or several do. */
-  private WeightArguments chooseGroup(Parts parts, TensorView tensor, Map<String, WeightArguments> fitting,
-      List<String> whyNot) throws CheckpointException {
+  /**
+   * The one config group whose arguments fit {@code tensor} ({@code problemOf} says why a group
+   * does not), or an error naming every group and why it does not fit, or the several that do.
+   */
+  private WeightArguments chooseGroup(Parts parts, TensorView tensor,
+      Function<WeightArguments, Optional<String>> problemOf) throws CheckpointException {
+    Map<String, WeightArguments> fitting = new LinkedHashMap<>();
+    List<String> whyNot = new ArrayList<>();
+    for (WeightArguments arguments : groups) {
+      Optional<String> problem = problemOf.apply(arguments);
+      if (problem.isEmpty()) {
+        fitting.putIfAbsent(arguments.description(), arguments);
+      } else {
+        whyNot.add("config group " + arguments.group() + " (" + arguments.description() + "): " + problem.get());
+      }
+    }
     if (fitting.size() == 1) {
       return fitting.values().iterator().next();
     }

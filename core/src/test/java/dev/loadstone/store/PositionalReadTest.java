@@ -161,9 +161,7 @@ class PositionalReadTest {
 
   @Test
   void autoReadsAFileThatIsNotCachedDirectlyAndWithoutCachingIt() throws IOException {
-    Path file = dir.resolve("model.safetensors");
-    SafeTensorsWriter.write(file, null, tensors());
-    assumeTrue(Posix.evict(file), "the page cache cannot be dropped here");
+    Path file = writtenAndDropped();
     try (Checkpoint checkpoint = Checkpoint.open(file); VarStore store = new VarStore()) {
       for (TensorView tensor : checkpoint.tensors()) {
         store.root().zeros(tensor.name(), DType.F32, tensor.shape());
@@ -188,9 +186,7 @@ class PositionalReadTest {
 
   @Test
   void anAliasLoadWithPrefetchReadsTheFileIn() throws IOException {
-    Path file = dir.resolve("model.safetensors");
-    SafeTensorsWriter.write(file, null, tensors());
-    assumeTrue(Posix.evict(file), "the page cache cannot be dropped here");
+    Path file = writtenAndDropped();
     try (Checkpoint checkpoint = Checkpoint.open(file); VarStore store = new VarStore()) {
       assumeTrue(residentFraction(file) < 0.5, "the header's read-around cached most of this small file");
       for (TensorView tensor : checkpoint.tensors()) {
@@ -199,6 +195,14 @@ class PositionalReadTest {
       store.load(checkpoint, LoadOptions.defaults().withMode(LoadMode.ALIAS).withPrefetch(true));
       assertTrue(residentFraction(file) > 0.9, "prefetched");
     }
+  }
+
+  /** The test tensors written to a file, then dropped from the page cache. */
+  private Path writtenAndDropped() throws IOException {
+    Path file = dir.resolve("model.safetensors");
+    SafeTensorsWriter.write(file, null, tensors());
+    assumeTrue(Posix.evict(file), "the page cache cannot be dropped here");
+    return file;
   }
 
   private static double residentFraction(Path file) throws IOException {
