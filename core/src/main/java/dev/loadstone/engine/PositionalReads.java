@@ -9,7 +9,6 @@ import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.ReadMode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -19,8 +18,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -65,8 +62,7 @@ final class PositionalReads implements AutoCloseable {
   private final ReadMode mode;
   private final Map<Path, SafeTensors> files = new HashMap<>();
   private final Map<Path, Reader> readers = new ConcurrentHashMap<>();
-  private final Arena arena = Arena.ofShared();
-  private final BlockingQueue<MemorySegment> stages;
+  private final StagingBuffers stages;
 
   /**
    * @param source the checkpoint the tensors belong to
@@ -83,7 +79,7 @@ final class PositionalReads implements AutoCloseable {
     for (SafeTensors file : opened) {
       files.put(file.path(), file);
     }
-    stages = new ArrayBlockingQueue<>(readers);
+    stages = new StagingBuffers(readers, CHUNK_BYTES + 64 + 2 * MAX_ALIGNMENT, MAX_ALIGNMENT);
   }
 
   /**
@@ -106,18 +102,16 @@ final class PositionalReads implements AutoCloseable {
         readFully(reader, tensor, destination.get(), position, position, length);
         return;
       }
-      if (length > CHUNK_BYTES + 64) {
-        throw new IllegalArgumentException("a read of " + length + " bytes does not fit a staging buffer");
-      }
-      MemorySegment stage = stage();
-      try {
-        long start = position & -reader.alignment();
-        long end = (position + length + reader.alignment() - 1) & -reader.alignment();
-        readFully(reader, tensor, stage.asSlice(0, end - start), start, position, length);
+      long start = position & -reader.alignment();
+      long end = (position + length + reader.alignment() - 1) & -reader.alignment();
+      stages.withBuffer(end - start, stage -> {
+        try {
+          readFully(reader, tensor, stage.asSlice(0, end - start), start, position, length);
+        } catch (IOException e) {
+          throw new UncheckedIOException(e.getMessage(), e);
+        }
         use.accept(stage.asSlice(position - start, length));
-      } finally {
-        stages.add(stage);
-      }
+      });
     } catch (IOException e) {
       throw new UncheckedIOException(e.getMessage(), e);
     }
@@ -156,17 +150,6 @@ final class PositionalReads implements AutoCloseable {
       case SafeTensors file -> file.dataOffset();
       default -> throw new IllegalArgumentException("not a checkpoint of files: " + source);
     };
-  }
-
-  private MemorySegment stage() {
-    MemorySegment stage = stages.poll();
-    if (stage != null) {
-      return stage;
-    }
-    // Mapped (page-aligned, returned to the system when the load ends), not malloc'd: glibc
-    // keeps freed large blocks in its heaps once its threshold has grown.
-    long bytes = CHUNK_BYTES + 64 + 2 * MAX_ALIGNMENT;
-    return Posix.mapAnonymous(bytes, arena).orElseGet(() -> arena.allocate(bytes, MAX_ALIGNMENT));
   }
 
   /**
@@ -238,6 +221,6 @@ final class PositionalReads implements AutoCloseable {
       }
       reader.dropper().ifPresent(Posix.CacheDropper::close);
     }
-    arena.close();
+    stages.close();
   }
 }

@@ -1,16 +1,12 @@
 package dev.loadstone.engine;
 
-import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
 import dev.loadstone.internal.UrlPath;
 import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.function.Consumer;
 
 /**
@@ -23,17 +19,14 @@ import java.util.function.Consumer;
  * since it was opened, throws {@link UncheckedIOException} naming the URL and the tensor.
  */
 final class RangeReads implements AutoCloseable {
-  private final long stageBytes;
-  private final Arena arena = Arena.ofShared();
-  private final BlockingQueue<MemorySegment> stages;
+  private final StagingBuffers stages;
 
   /**
    * @param readers how many threads read at once (one staging buffer each, made when first needed)
    * @param stageBytes the largest chunk read into a staging buffer
    */
   RangeReads(int readers, long stageBytes) {
-    this.stageBytes = stageBytes;
-    this.stages = new ArrayBlockingQueue<>(readers);
+    this.stages = new StagingBuffers(readers, stageBytes, 64);
   }
 
   /** The remote file of a tensor, if it is a tensor of a remote file. */
@@ -57,33 +50,22 @@ final class RangeReads implements AutoCloseable {
         file.read(position, destination.get(), tensor.name());
         return;
       }
-      if (length > stageBytes) {
-        throw new IllegalArgumentException("a read of " + length + " bytes does not fit a staging buffer");
-      }
-      MemorySegment stage = stage();
-      try {
+      stages.withBuffer(length, stage -> {
         MemorySegment bytes = stage.asSlice(0, length);
-        file.read(position, bytes, tensor.name());
+        try {
+          file.read(position, bytes, tensor.name());
+        } catch (IOException e) {
+          throw new UncheckedIOException(e.getMessage(), e);
+        }
         use.accept(bytes);
-      } finally {
-        stages.add(stage);
-      }
+      });
     } catch (IOException e) {
       throw new UncheckedIOException(e.getMessage(), e);
     }
   }
 
-  private MemorySegment stage() {
-    MemorySegment stage = stages.poll();
-    if (stage != null) {
-      return stage;
-    }
-    // Mapped, not malloc'd, as PositionalReads' stages are (glibc keeps freed large blocks).
-    return Posix.mapAnonymous(stageBytes, arena).orElseGet(() -> arena.allocate(stageBytes, 64));
-  }
-
   @Override
   public void close() {
-    arena.close();
+    stages.close();
   }
 }
