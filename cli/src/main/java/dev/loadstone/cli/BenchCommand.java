@@ -55,7 +55,8 @@ final class BenchCommand implements Command {
         parameters mirror the checkpoint's tensors, loaded with from_blob + copy_, or by
         Loadstone's copy where that gives the same bits (COPY only).
         --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
-        when PATH holds none. --naive also times reading tensors into heap arrays and copying.
+        when PATH holds none; with --scheme fp8 or gptq its linear layers are quantized (FP8 with
+        128x128 block scales, or GPTQ 4-bit), which COPY dequantizes into BF16 variables. --naive also times reading tensors into heap arrays and copying.
         """;
   }
 
@@ -75,7 +76,9 @@ final class BenchCommand implements Command {
         Option.valued("--read", "auto|mapped|positional|direct",
             "how COPY reads the files (default auto: positional reads where not cached; direct: O_DIRECT)"),
         Option.flag("--prefetch", "ALIAS: read the aliased bytes in before the load returns"),
-        Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"));
+        Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"),
+        Option.valued("--scheme", "bf16|fp8|gptq", "--synthetic: store the linear layers as BF16 (default), FP8 with"
+            + " 128x128 block scales, or GPTQ 4-bit"));
   }
 
   @Override
@@ -105,13 +108,22 @@ final class BenchCommand implements Command {
     }
     int threads = args.integer("--threads", Runtime.getRuntime().availableProcessors(), 1);
     int runs = args.integer("--runs", 5, 1);
-    if (args.has("--synthetic") && !SyntheticLlama.existsIn(path)) {
+    Optional<String> schemeName = args.value("--scheme");
+    if (schemeName.isPresent() && !args.has("--synthetic")) {
+      throw new UsageException("--scheme says how --synthetic stores the weights: use it with --synthetic");
+    }
+    SyntheticLlama.Weights weights = SyntheticLlama.Weights.BF16;
+    if (schemeName.isPresent()) {
+      weights = SyntheticLlama.Weights.named(schemeName.get()).orElseThrow(() ->
+          new UsageException("--scheme is bf16, fp8 or gptq, not '" + Text.oneLine(schemeName.get()) + "'"));
+    }
+    if (args.has("--synthetic") && !SyntheticLlama.existsIn(path, weights)) {
       if (Files.exists(path) && !Files.isDirectory(path)) {
         throw new UsageException("--synthetic writes a model directory, but " + path + " is a file");
       }
       long start = System.nanoTime();
-      err.println("writing a synthetic Llama-3.2-1B-shaped checkpoint to " + path + " ...");
-      SyntheticLlama.write(path, 1234);
+      err.println("writing a synthetic Llama-3.2-1B-shaped checkpoint (" + weights.optionName() + ") to " + path + " ...");
+      SyntheticLlama.write(path, 1234, weights);
       err.printf("written in %.1f s%n", (System.nanoTime() - start) / 1e9);
     }
     if (!Files.exists(path)) {

@@ -161,8 +161,8 @@ final class LoadBenchmark {
       files = checkpoint.files();
       tensorCount = checkpoint.tensors().size();
       bytes = checkpoint.totalSize();
-      for (TensorView tensor : checkpoint.tensors()) {
-        bytesWritten += tensor.dtype().convertingFloatsTo(settings.dtype()).byteSize(tensor.elementCount());
+      try (VarStore declared = createVariables(checkpoint, settings, false)) {
+        bytesWritten = declared.byteSize();   // quantized weights: their dequantized bytes
       }
     }
     if (settings.mode() == LoadMode.ALIAS) {
@@ -286,12 +286,16 @@ final class LoadBenchmark {
         : copyRun(settings, run, progressStream);
   }
 
-  /** Creates the store's variables as a model would: allocated and initialized. */
-  private static VarStore createVariables(Checkpoint checkpoint, Settings settings, boolean allocate) {
-    VarStore store = new VarStore();
-    for (TensorView tensor : checkpoint.tensors()) {
-      store.root().zeros(tensor.name(), tensor.dtype().convertingFloatsTo(settings.dtype()), tensor.shape());
+  /**
+   * Creates the store's variables as a model would (a quantized weight's in its logical shape,
+   * to be dequantized into), with {@code allocate} allocated and initialized.
+   */
+  private static VarStore createVariables(Checkpoint checkpoint, Settings settings, boolean allocate) throws IOException {
+    LoadOptions options = settings.loadOptions();
+    if (settings.dtype().isPresent()) {
+      options = options.withCreateDType(settings.dtype().get());
     }
+    VarStore store = VarStore.declaredFor(checkpoint, options);
     if (allocate) {
       store.allocate(settings.threads());
     }

@@ -15,12 +15,14 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Writes a synthetic checkpoint shaped like Llama-3.2-1B (hidden 2048, intermediate 8192, 16
  * layers, 32 heads, 8 key/value heads, vocabulary 128,256, tied embeddings): 146 BF16 tensors of
  * random values, 2,471,628,800 bytes, in a Hugging Face model directory with its
- * {@code config.json}. For benchmarks: weights of realistic size that need no download.
+ * {@code config.json}; or the same model with its linear layers quantized ({@link Weights}).
+ * For benchmarks: weights of realistic size that need no download.
  */
 final class SyntheticLlama {
   static final int HIDDEN = 2048;
@@ -30,6 +32,9 @@ final class SyntheticLlama {
   static final int KV_HEADS = 8;
   static final int VOCAB = 128_256;
   static final int HEAD_DIM = HIDDEN / HEADS;
+
+  private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private static final String CONFIG = """
       {
@@ -60,85 +65,210 @@ final class SyntheticLlama {
       }
       """.formatted(HIDDEN, INTERMEDIATE, LAYERS, HEADS, KV_HEADS, HEAD_DIM, VOCAB);
 
+  /** How the linear layers' weights are stored; embeddings and norms stay BF16. */
+  enum Weights {
+    /** Dense BF16, as the original model. */
+    BF16("bf16", ""),
+    /**
+     * FP8 E4M3 with one F32 {@code weight_scale_inv} per 128 × 128 block, as DeepSeek-V3 and
+     * transformers' fine-grained FP8 publish them.
+     */
+    FP8_BLOCK("fp8", """
+        ,
+          "quantization_config": {
+            "quant_method": "fp8",
+            "activation_scheme": "dynamic",
+            "fmt": "e4m3",
+            "weight_block_size": [128, 128]
+          }"""),
+    /**
+     * GPTQ 4-bit, groups of 128, symmetric, the original checkpoint format: {@code qweight},
+     * {@code qzeros} (zero points 8, stored minus one), F16 {@code scales} and {@code g_idx}.
+     */
+    GPTQ_INT4("gptq", """
+        ,
+          "quantization_config": {
+            "quant_method": "gptq",
+            "bits": 4,
+            "group_size": 128,
+            "desc_act": false,
+            "sym": true,
+            "checkpoint_format": "gptq"
+          }""");
+
+    private final String optionName;
+    private final String configEntry;
+
+    Weights(String optionName, String configEntry) {
+      this.optionName = optionName;
+      this.configEntry = configEntry;
+    }
+
+    /** The name {@code bench --scheme} takes. */
+    String optionName() {
+      return optionName;
+    }
+
+    /** The scheme named {@code name} ({@link #optionName()}), if any. */
+    static Optional<Weights> named(String name) {
+      for (Weights weights : values()) {
+        if (weights.optionName.equalsIgnoreCase(name)) {
+          return Optional.of(weights);
+        }
+      }
+      return Optional.empty();
+    }
+
+    String config() {
+      return CONFIG.replace("\n}", configEntry + "\n}");
+    }
+  }
+
+  /** What fills a tensor. */
+  private enum Fill { WEIGHTS, NORMS, FP8, SCALES_F32, SCALES_F16, PACKED, ZEROS, GROUP_INDEX }
+
+  private record Planned(TensorSpec spec, Fill fill) {}
+
   private SyntheticLlama() {}
 
-  /** The tensors of the checkpoint, as Hugging Face names them. */
+  /** The tensors of the dense BF16 checkpoint, as Hugging Face names them. */
   static List<TensorSpec> tensors() {
-    List<TensorSpec> specs = new ArrayList<>();
-    specs.add(spec("model.embed_tokens.weight", VOCAB, HIDDEN));
+    return tensors(Weights.BF16);
+  }
+
+  /** The tensors of the checkpoint whose linear layers are stored as {@code weights}. */
+  static List<TensorSpec> tensors(Weights weights) {
+    return plan(weights).stream().map(Planned::spec).toList();
+  }
+
+  private static List<Planned> plan(Weights weights) {
+    List<Planned> planned = new ArrayList<>();
+    planned.add(new Planned(spec("model.embed_tokens.weight", VOCAB, HIDDEN), Fill.WEIGHTS));
     int kvDim = KV_HEADS * HEAD_DIM;
     for (int layer = 0; layer < LAYERS; layer++) {
       String prefix = "model.layers." + layer + ".";
-      specs.add(spec(prefix + "input_layernorm.weight", HIDDEN));
-      specs.add(spec(prefix + "self_attn.q_proj.weight", HIDDEN, HIDDEN));
-      specs.add(spec(prefix + "self_attn.k_proj.weight", kvDim, HIDDEN));
-      specs.add(spec(prefix + "self_attn.v_proj.weight", kvDim, HIDDEN));
-      specs.add(spec(prefix + "self_attn.o_proj.weight", HIDDEN, HIDDEN));
-      specs.add(spec(prefix + "post_attention_layernorm.weight", HIDDEN));
-      specs.add(spec(prefix + "mlp.gate_proj.weight", INTERMEDIATE, HIDDEN));
-      specs.add(spec(prefix + "mlp.up_proj.weight", INTERMEDIATE, HIDDEN));
-      specs.add(spec(prefix + "mlp.down_proj.weight", HIDDEN, INTERMEDIATE));
+      planned.add(new Planned(spec(prefix + "input_layernorm.weight", HIDDEN), Fill.NORMS));
+      linear(planned, weights, prefix + "self_attn.q_proj.", HIDDEN, HIDDEN);
+      linear(planned, weights, prefix + "self_attn.k_proj.", kvDim, HIDDEN);
+      linear(planned, weights, prefix + "self_attn.v_proj.", kvDim, HIDDEN);
+      linear(planned, weights, prefix + "self_attn.o_proj.", HIDDEN, HIDDEN);
+      planned.add(new Planned(spec(prefix + "post_attention_layernorm.weight", HIDDEN), Fill.NORMS));
+      linear(planned, weights, prefix + "mlp.gate_proj.", INTERMEDIATE, HIDDEN);
+      linear(planned, weights, prefix + "mlp.up_proj.", INTERMEDIATE, HIDDEN);
+      linear(planned, weights, prefix + "mlp.down_proj.", HIDDEN, INTERMEDIATE);
     }
-    specs.add(spec("model.norm.weight", HIDDEN));
-    return specs;
+    planned.add(new Planned(spec("model.norm.weight", HIDDEN), Fill.NORMS));
+    return planned;
   }
 
-  /** Whether {@code directory} already holds a complete synthetic checkpoint. */
+  /** The stored tensors of a linear layer of {@code out} outputs and {@code in} inputs. */
+  private static void linear(List<Planned> planned, Weights weights, String prefix, int out, int in) {
+    switch (weights) {
+      case BF16 -> planned.add(new Planned(spec(prefix + "weight", out, in), Fill.WEIGHTS));
+      case FP8_BLOCK -> {
+        planned.add(new Planned(new TensorSpec(prefix + "weight", DType.F8_E4M3, new long[] {out, in}), Fill.FP8));
+        planned.add(new Planned(new TensorSpec(prefix + "weight_scale_inv", DType.F32,
+            new long[] {(out + 127) / 128, (in + 127) / 128}), Fill.SCALES_F32));
+      }
+      case GPTQ_INT4 -> {
+        planned.add(new Planned(new TensorSpec(prefix + "qweight", DType.I32, new long[] {in / 8, out}), Fill.PACKED));
+        planned.add(new Planned(new TensorSpec(prefix + "qzeros", DType.I32, new long[] {in / 128, out / 8}), Fill.ZEROS));
+        planned.add(new Planned(new TensorSpec(prefix + "scales", DType.F16, new long[] {in / 128, out}), Fill.SCALES_F16));
+        planned.add(new Planned(new TensorSpec(prefix + "g_idx", DType.I32, new long[] {in}), Fill.GROUP_INDEX));
+      }
+    }
+  }
+
+  /** Whether {@code directory} already holds a complete dense synthetic checkpoint. */
   static boolean existsIn(Path directory) {
-    Path weights = directory.resolve("model.safetensors");
+    return existsIn(directory, Weights.BF16);
+  }
+
+  /** Whether {@code directory} already holds a complete synthetic checkpoint stored as {@code weights}. */
+  static boolean existsIn(Path directory, Weights weights) {
+    Path weightsFile = directory.resolve("model.safetensors");
     long expected = 0;
-    for (TensorSpec spec : tensors()) {
+    for (TensorSpec spec : tensors(weights)) {
       expected += spec.byteSize();
     }
     try {
       return Files.isRegularFile(directory.resolve("config.json"))
-          && Files.size(weights) > expected;
+          && Files.readString(directory.resolve("config.json")).equals(weights.config())
+          && Files.size(weightsFile) > expected;
     } catch (IOException e) {
       return false;
     }
   }
 
+  /** Writes the dense BF16 checkpoint ({@link #write(Path, long, Weights)}). */
+  static void write(Path directory, long seed) throws IOException {
+    write(directory, seed, Weights.BF16);
+  }
+
   /**
    * Writes {@code model.safetensors} and {@code config.json} into {@code directory}, atomically
-   * each. Deterministic for a seed. Norm weights are near 1, the others uniform in ±0.05.
+   * each, the linear layers stored as {@code weights}. Deterministic for a seed. Norm weights
+   * are near 1, the other BF16 values uniform in ±0.05; FP8 weights are any E4M3 value but NaN,
+   * with scales of about 1/448 (so that the largest values are near 1); GPTQ's integers are
+   * uniform in 0..15 with zero points 8 and F16 scales of about 1/8 · 0.05.
    *
-   * <p>The values come from two pools of 1 Mi random elements, one per kind, which every tensor
+   * <p>The values come from pools of 1 Mi random elements, one per kind, which every tensor
    * reads from its own pseudo-random starting point: the file is written at disk speed instead
    * of one random draw per element (about 40× slower here), and no two tensors hold the same
    * bytes at the same offsets.
    */
-  static void write(Path directory, long seed) throws IOException {
+  static void write(Path directory, long seed, Weights weights) throws IOException {
     Files.createDirectories(directory);
-    List<TensorSpec> specs = tensors();
+    List<Planned> planned = plan(weights);
     long poolElements = 1L << 20;
     long chunkElements = 4L << 20;
     try (Arena arena = Arena.ofConfined();
         SafeTensorsWriter writer = SafeTensorsWriter.create(directory.resolve("model.safetensors"),
-            Map.of("format", "pt"), specs)) {
+            Map.of("format", "pt"), planned.stream().map(Planned::spec).toList())) {
       java.util.SplittableRandom random = new java.util.SplittableRandom(seed);
-      MemorySegment weights = pool(arena, random, poolElements + chunkElements, 0f, 0.1f);
-      MemorySegment norms = pool(arena, random, poolElements + chunkElements, 1f, 0.1f);
-      for (TensorSpec spec : writer.tensors()) {
-        MemorySegment values = spec.name().endsWith("norm.weight") ? norms : weights;
+      Map<Fill, MemorySegment> pools = new java.util.EnumMap<>(Fill.class);
+      long poolSize = poolElements + chunkElements;
+      pools.put(Fill.WEIGHTS, pool(arena, poolSize, 2, i -> (int) DType.BF16.encodeFloat(0.1f * (random.nextFloat() - 0.5f))));
+      pools.put(Fill.NORMS, pool(arena, poolSize, 2, i -> (int) DType.BF16.encodeFloat(1f + 0.1f * (random.nextFloat() - 0.5f))));
+      pools.put(Fill.FP8, pool(arena, poolSize, 1, i -> {
+        int bits = random.nextInt(256);
+        return (bits & 0x7F) == 0x7F ? bits - 1 : bits;   // 0x7F and 0xFF are E4M3's NaNs
+      }));
+      pools.put(Fill.SCALES_F32, pool(arena, poolSize, 4,
+          i -> Float.floatToRawIntBits((1f + 0.25f * random.nextFloat()) / 448f)));
+      pools.put(Fill.SCALES_F16, pool(arena, poolSize, 2,
+          i -> (int) DType.F16.encodeFloat((1f + 0.25f * random.nextFloat()) * 0.05f / 8f)));
+      pools.put(Fill.PACKED, pool(arena, poolSize, 4, i -> random.nextInt()));
+      pools.put(Fill.ZEROS, pool(arena, poolSize, 4, i -> 0x7777_7777));   // zero point 8, stored as 7 (gptq v1)
+      pools.put(Fill.GROUP_INDEX, pool(arena, poolSize, 4, i -> (int) (i / 128)));
+      Map<String, Fill> fills = new java.util.HashMap<>();
+      planned.forEach(tensor -> fills.put(tensor.spec().name(), tensor.fill()));
+      for (TensorSpec spec : writer.tensors()) {   // in the writer's order
+        Fill fill = fills.get(spec.name());
+        MemorySegment values = pools.get(fill);
+        long width = spec.dtype().byteSize(1);
         for (long done = 0; done < spec.elementCount(); done += chunkElements) {
           long count = Math.min(chunkElements, spec.elementCount() - done);
-          long start = random.nextLong(poolElements);
-          writer.write(spec.name(), values.asSlice(2 * start, 2 * count));
+          // The group index counts from the tensor's first input; the others start anywhere.
+          long start = fill == Fill.GROUP_INDEX ? done : random.nextLong(poolElements);
+          writer.write(spec.name(), values.asSlice(width * start, width * count));
         }
       }
       writer.commit();
     }
-    AtomicFile.write(directory.resolve("config.json"), CONFIG.getBytes(StandardCharsets.UTF_8));
+    AtomicFile.write(directory.resolve("config.json"), weights.config().getBytes(StandardCharsets.UTF_8));
   }
 
-  /** {@code count} BF16 values uniform in {@code center ± width / 2}. */
-  private static MemorySegment pool(Arena arena, java.util.SplittableRandom random, long count,
-      float center, float width) {
-    MemorySegment pool = arena.allocate(2 * count, 64);
+  /** {@code count} elements of {@code width} bytes, element {@code i} the low bytes of {@code value(i)}. */
+  private static MemorySegment pool(Arena arena, long count, int width, java.util.function.LongToIntFunction value) {
+    MemorySegment pool = arena.allocate(width * count, 64);
     for (long i = 0; i < count; i++) {
-      float value = center + width * (random.nextFloat() - 0.5f);
-      pool.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 2 * i,
-          (short) DType.BF16.encodeFloat(value));
+      int bits = value.applyAsInt(i);
+      switch (width) {
+        case 1 -> pool.set(ValueLayout.JAVA_BYTE, i, (byte) bits);
+        case 2 -> pool.set(SHORT, 2 * i, (short) bits);
+        default -> pool.set(INT, 4 * i, bits);
+      }
     }
     return pool;
   }

@@ -1,5 +1,7 @@
 package dev.loadstone.cli;
 
+import dev.loadstone.checkpoint.Checkpoint;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -173,5 +175,22 @@ class BenchCommandTest {
     assertEquals(2, Cli.run("bench", file.toString(), "--backend", "onnx").exit());
     assertEquals(2, Cli.run("bench", file.toString(), "--backend", "torch", "--mode", "alias").exit());
     assertEquals(2, Cli.run("bench", dir.resolve("missing").toString()).exit());
+    assertEquals(2, Cli.run("bench", file.toString(), "--scheme", "fp8").exit(), "--scheme is for --synthetic");
+    assertEquals(2, Cli.run("bench", dir.resolve("synthetic").toString(), "--synthetic", "--scheme", "nf4").exit());
+  }
+
+  @Test
+  void aQuantizedCheckpointIsDequantizedIntoVariablesOfItsLogicalShape() throws IOException {
+    Path fixture = Cli.repoRoot().resolve("core/src/test/resources/dev/loadstone/quantization/fp8-block");
+    Cli.Result result = Cli.run("bench", fixture.toString(), "--runs", "1", "--json");
+    assertEquals(0, result.exit(), result.err());
+    Map<String, Double> json = fields(result.out());
+    // The dense model's bytes, not the stored ones: every FP8 weight becomes BF16 of its [out, in].
+    try (Checkpoint checkpoint = Checkpoint.open(fixture);
+        dev.loadstone.store.VarStore dense = dev.loadstone.store.VarStore.fromCheckpoint(checkpoint,
+            dev.loadstone.store.LoadOptions.defaults())) {
+      assertEquals(dense.byteSize(), json.get("bytes_written").longValue());
+      assertTrue(dense.byteSize() > checkpoint.totalSize(), "FP8 weights take twice as many bytes as BF16");
+    }
   }
 }

@@ -89,33 +89,35 @@ final class PackedInts implements Dequantizer {
   public void dequantize(long firstRow, int rows, RowSink sink) {
     int[] groupOf = groups.groupOfColumn();
     int groupCount = groups.groups();
-    double[] scale = stageScales(firstRow, rows, groupCount);
+    float[] scale = stageScales(firstRow, rows, groupCount);
     int[] zero = stageZeros(firstRow, rows, groupCount);
     int[] words = stageWords(firstRow, rows);
     int[] q = new int[columns];
-    double[] values = new double[columns];
+    float[] quantized = new float[columns];
+    float[] scaleOfColumn = new float[columns];
     for (int r = 0; r < rows; r++) {
       unpackRow(words, firstRow, r, rows, q);
       int base = r * groupCount;
       for (int c = 0; c < columns; c++) {
         int g = base + groupOf[c];
-        values[c] = (q[c] - zero[g]) * scale[g];
+        quantized[c] = q[c] - zero[g];   // a difference of small integers: exact
+        scaleOfColumn[c] = scale[g];
       }
-      sink.row(firstRow + r, values);
+      sink.row(firstRow + r, quantized, scaleOfColumn);
     }
   }
 
   /** The scales of the rows, {@code [rows][groups]}. */
-  private double[] stageScales(long firstRow, int rows, int groupCount) {
-    double[] staged = new double[rows * groupCount];
+  private float[] stageScales(long firstRow, int rows, int groupCount) {
+    float[] staged = new float[rows * groupCount];
     if (!scalesByGroup) {
-      Staging.doubles(scales, firstRow * groupCount, staged, 0, rows * groupCount);
+      Staging.floats(scales, firstRow * groupCount, staged, 0, rows * groupCount);
       return staged;
     }
     long allRows = scales.dim(1);
-    double[] line = new double[rows];
+    float[] line = new float[rows];
     for (int g = 0; g < groupCount; g++) {
-      Staging.doubles(scales, g * allRows + firstRow, line, 0, rows);
+      Staging.floats(scales, g * allRows + firstRow, line, 0, rows);
       for (int r = 0; r < rows; r++) {
         staged[r * groupCount + g] = line[r];
       }

@@ -6,25 +6,43 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Writes rows of exact values (doubles) into memory as F64, F32, F16 or BF16, each value rounded
- * once, to nearest, ties to even: F64 as it is, F32 by the JVM's narrowing, F16 and BF16 by
- * {@link #roundToOdd} to float32 first (exact where the value is, its last bit made sticky where
- * it is not, so that the second rounding to 16 bits rounds the exact value, not a rounded one).
- * One encoder per thread: it reuses one row buffer.
+ * Writes rows of exact products into memory as F64, F32, F16 or BF16, each value rounded once,
+ * to nearest, ties to even. A value comes as two float factors ({@link Dequantizer.RowSink})
+ * whose product a double holds exactly. F64 takes that product; F32 the float product, which
+ * IEEE 754 rounds once from the exact one; F16 and BF16 the float product rounded to odd
+ * ({@link #productRoundedToOdd}), then to 16 bits, which rounds the exact value, not a rounded
+ * one. The float work runs on {@link VectorProducts} where the Vector API module is present.
+ * One encoder per thread: it reuses its row buffers.
  */
 final class RowEncoder {
-  private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfDouble DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  /**
+   * Whether the Vector API module was resolved at start-up, so that {@link VectorProducts} may be
+   * loaded; {@code -Dloadstone.scalar=true} turns it off.
+   */
+  static final boolean VECTOR_PRODUCTS = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+      && !Boolean.getBoolean("loadstone.scalar");
+
+  /**
+   * Below this magnitude a float product's rounding error may not be a float itself (it would
+   * be below the subnormals), so {@link #productRoundedToOdd} takes the exact double instead.
+   */
+  static final float SMALLEST_EXACT_ERROR_PRODUCT = 0x1p-90f;
 
   private final DType target;
   private final short[] halves;
   private final float[] floats;
+  private final double[] doubles;
 
   RowEncoder(DType target, int columns) {
     this.target = target;
-    this.halves = target == DType.F16 || target == DType.BF16 ? new short[columns] : null;
-    this.floats = target == DType.F32 ? new float[columns] : null;
+    boolean half = target == DType.F16 || target == DType.BF16;
+    this.halves = half ? new short[columns] : null;
+    this.floats = half || target == DType.F32 ? new float[columns] : null;
+    this.doubles = target == DType.F64 ? new double[columns] : null;
   }
 
   /** Whether values can be written as {@code dtype}. */
@@ -32,24 +50,77 @@ final class RowEncoder {
     return dtype == DType.F64 || dtype == DType.F32 || dtype == DType.F16 || dtype == DType.BF16;
   }
 
-  /** Writes {@code count} values at {@code offset} bytes into {@code destination}. */
-  void write(double[] values, int count, MemorySegment destination, long offset) {
+  /**
+   * Writes the {@code count} values {@code quantized[i] * scales[i]} at {@code offset} bytes into
+   * {@code destination}.
+   */
+  void write(float[] quantized, float[] scales, int count, MemorySegment destination, long offset) {
     switch (target) {
-      case F64 -> MemorySegment.copy(values, 0, destination, DOUBLE, offset, count);
+      case F64 -> {
+        for (int i = 0; i < count; i++) {
+          doubles[i] = (double) quantized[i] * scales[i];
+        }
+        MemorySegment.copy(doubles, 0, destination, DOUBLE, offset, count);
+      }
       case F32 -> {
         for (int i = 0; i < count; i++) {
-          floats[i] = (float) values[i];
+          floats[i] = quantized[i] * scales[i];
         }
         MemorySegment.copy(floats, 0, destination, FLOAT, offset, count);
       }
-      case F16, BF16 -> {
+      case BF16 -> {
+        int done = VECTOR_PRODUCTS ? VectorProducts.bfloat16(quantized, scales, destination, offset, count) : 0;
+        for (int i = done; i < count; i++) {
+          halves[i] = bfloat16(productRoundedToOdd(quantized[i], scales[i]));
+        }
+        MemorySegment.copy(halves, done, destination, SHORT, offset + 2L * done, count - done);
+      }
+      case F16 -> {
+        int done = VECTOR_PRODUCTS ? VectorProducts.roundedToOdd(quantized, scales, floats, count) : 0;
+        for (int i = done; i < count; i++) {
+          floats[i] = productRoundedToOdd(quantized[i], scales[i]);
+        }
         for (int i = 0; i < count; i++) {
-          halves[i] = (short) target.encodeFloat(roundToOdd(values[i]));
+          halves[i] = Float.floatToFloat16(floats[i]);
         }
         MemorySegment.copy(halves, 0, destination, SHORT, offset, count);
       }
       default -> throw new IllegalArgumentException("cannot write values as " + target);
     }
+  }
+
+  /** float32 to bfloat16 bits, round to nearest even; NaNs stay (quiet) NaNs. */
+  static short bfloat16(float value) {
+    int bits = Float.floatToRawIntBits(value);
+    if ((bits & 0x7FFF_FFFF) > 0x7F80_0000) {
+      return (short) ((bits >>> 16) | 0x0040);
+    }
+    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+  }
+
+  /**
+   * The exact product {@code quantized * scale} rounded to a float, to odd: the float itself
+   * where the product is exact, else the one of the two floats around it whose last mantissa
+   * bit is 1. The float product's rounding error is exact too ({@code fma}), and says which
+   * way the exact product lies; where it might not be (tiny, huge or NaN products), the exact
+   * double decides.
+   */
+  static float productRoundedToOdd(float quantized, float scale) {
+    float product = quantized * scale;
+    float magnitude = Math.abs(product);
+    if (magnitude >= SMALLEST_EXACT_ERROR_PRODUCT && magnitude <= Float.MAX_VALUE) {
+      float error = Math.fma(quantized, scale, -product);
+      int bits = Float.floatToRawIntBits(product);
+      if (error != 0 && (bits & 1) == 0) {
+        // Away from zero where the exact product lies beyond the float, else towards it.
+        bits += ((Float.floatToRawIntBits(error) ^ bits) >> 31) | 1;
+      }
+      return Float.intBitsToFloat(bits);
+    }
+    if (product == 0 && (quantized == 0 || scale == 0)) {
+      return product;   // an exact zero, of the right sign
+    }
+    return roundToOdd((double) quantized * scale);
   }
 
   /**

@@ -20,7 +20,7 @@ final class ScaledElements implements Dequantizer {
   private final long blockRows;
   private final int blockColumns;
   private final int gridColumns;
-  private final double[] decoded = new double[256];
+  private final float[] decoded = new float[256];
 
   ScaledElements(TensorView weight, TensorView scales, Optional<TensorView> zeros, long blockRows, int blockColumns) {
     this.weight = weight;
@@ -32,32 +32,47 @@ final class ScaledElements implements Dequantizer {
     this.gridColumns = (int) Scheme.ceilDiv(columns, blockColumns);
     DType dtype = weight.dtype();
     for (int bits = 0; bits < 256; bits++) {
-      decoded[bits] = dtype == DType.I8 ? (byte) bits : dtype.decodeDouble(bits);
+      decoded[bits] = dtype == DType.I8 ? (byte) bits : (float) dtype.decodeDouble(bits);   // exact
     }
   }
 
   @Override
   public void dequantize(long firstRow, int rows, RowSink sink) {
     byte[] stored = new byte[columns];
-    double[] values = new double[columns];
-    double[] scaleRow = new double[gridColumns];
+    float[] quantized = new float[columns];
+    float[] scale = new float[columns];
+    float[] zero = zeros.isPresent() ? new float[columns] : null;
+    float[] scaleRow = new float[gridColumns];
     byte[] zeroRow = new byte[gridColumns];
     long stagedBlockRow = -1;
     for (long row = firstRow; row < firstRow + rows; row++) {
       long blockRow = row / blockRows;
       if (blockRow != stagedBlockRow) {
-        Staging.doubles(scales, blockRow * gridColumns, scaleRow, 0, gridColumns);
-        if (zeros.isPresent()) {
+        Staging.floats(scales, blockRow * gridColumns, scaleRow, 0, gridColumns);
+        if (zero != null) {
           Staging.bytes(zeros.get(), blockRow * gridColumns, zeroRow, 0, gridColumns);
+        }
+        for (int block = 0; block < gridColumns; block++) {
+          int from = block * blockColumns;
+          int to = Math.min(columns, from + blockColumns);
+          java.util.Arrays.fill(scale, from, to, scaleRow[block]);
+          if (zero != null) {
+            java.util.Arrays.fill(zero, from, to, zeroRow[block]);
+          }
         }
         stagedBlockRow = blockRow;
       }
       Staging.bytes(weight, row * columns, stored, 0, columns);
-      for (int c = 0; c < columns; c++) {
-        int block = c / blockColumns;
-        values[c] = (decoded[stored[c] & 0xFF] - zeroRow[block]) * scaleRow[block];
+      if (zero == null) {
+        for (int c = 0; c < columns; c++) {
+          quantized[c] = decoded[stored[c] & 0xFF];
+        }
+      } else {
+        for (int c = 0; c < columns; c++) {
+          quantized[c] = decoded[stored[c] & 0xFF] - zero[c];   // integers: exact
+        }
       }
-      sink.row(row, values);
+      sink.row(row, quantized, scale);
     }
   }
 }

@@ -13,6 +13,7 @@ import java.nio.ByteOrder;
 final class Staging {
   private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
   private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private Staging() {}
@@ -27,29 +28,16 @@ final class Staging {
     MemorySegment.copy(tensor.segment(), ValueLayout.JAVA_BYTE, first, into, at, count);
   }
 
-  /** Elements {@code [first, first + count)} of a float tensor (F64, F32, F16 or BF16), exactly. */
-  static void doubles(TensorView tensor, long first, double[] into, int at, int count) {
+  /** Elements {@code [first, first + count)} of a scale tensor (F32, F16 or BF16), exactly. */
+  static void floats(TensorView tensor, long first, float[] into, int at, int count) {
     DType dtype = tensor.dtype();
     switch (dtype) {
-      case F32 -> {
-        int[] raw = new int[count];
-        MemorySegment.copy(tensor.segment(), INT, first * 4, raw, 0, count);
-        for (int i = 0; i < count; i++) {
-          into[at + i] = Float.intBitsToFloat(raw[i]);
-        }
-      }
+      case F32 -> MemorySegment.copy(tensor.segment(), FLOAT, first * 4, into, at, count);
       case F16, BF16 -> {
         short[] raw = new short[count];
         MemorySegment.copy(tensor.segment(), SHORT, first * 2, raw, 0, count);
         for (int i = 0; i < count; i++) {
           into[at + i] = dtype.decodeFloat(raw[i]);
-        }
-      }
-      case F64 -> {
-        long[] raw = new long[count];
-        MemorySegment.copy(tensor.segment(), LONG, first * 8, raw, 0, count);
-        for (int i = 0; i < count; i++) {
-          into[at + i] = Double.longBitsToDouble(raw[i]);
         }
       }
       default -> throw new IllegalArgumentException(tensor.name() + ": " + dtype + " is not a scale dtype");

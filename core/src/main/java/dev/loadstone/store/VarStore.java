@@ -49,13 +49,32 @@ public final class VarStore implements AutoCloseable {
 
   /**
    * Creates a store with one variable per checkpoint tensor (names mapped by the options) and
-   * loads it. Float tensors are converted to {@link LoadOptions#createDType()} when set; other
-   * tensors keep their dtype. In COPY mode a quantized weight ({@link Quantization}) gets one
-   * variable of its logical name and shape, in {@link LoadOptions#createDType()} or else the
-   * weight's {@link QuantizedWeight#dtype()}, and is dequantized into it. In ALIAS mode no
-   * conversion is possible and no memory is copied: every stored tensor gets its variable.
+   * loads it: {@link #declaredFor} and then {@link #load}.
    */
   public static VarStore fromCheckpoint(Checkpoint checkpoint, LoadOptions options) throws IOException {
+    VarStore store = declaredFor(checkpoint, options);
+    try {
+      store.load(checkpoint, options);
+      return store;
+    } catch (IOException | RuntimeException | Error e) {
+      store.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Creates a store with one variable per checkpoint tensor (names mapped by the options), not
+   * yet allocated or loaded, for a program that allocates ({@link #allocate}) before it loads.
+   * Float tensors are converted to {@link LoadOptions#createDType()} when set; other tensors
+   * keep their dtype. In COPY mode a quantized weight ({@link Quantization}) gets one variable
+   * of its logical name and shape, in {@link LoadOptions#createDType()} or else the weight's
+   * {@link QuantizedWeight#dtype()}, and is dequantized into it by {@link #load}. In ALIAS mode
+   * no conversion is possible: every stored tensor gets its variable.
+   *
+   * @throws dev.loadstone.checkpoint.CheckpointException if the checkpoint's quantization
+   *     configuration cannot be read
+   */
+  public static VarStore declaredFor(Checkpoint checkpoint, LoadOptions options) throws IOException {
     VarStore store = new VarStore();
     try {
       Quantization quantization = options.mode() == LoadMode.COPY ? Quantization.of(checkpoint) : null;
@@ -75,7 +94,6 @@ public final class VarStore implements AutoCloseable {
         }
         store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), tensor.shape());
       }
-      store.load(checkpoint, options);
       return store;
     } catch (IOException | RuntimeException | Error e) {
       store.close();

@@ -1,39 +1,158 @@
 package dev.loadstone.quantization;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.loadstone.safetensors.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** Values are rounded once, from the exact double, not twice (through a float rounded to nearest). */
+/**
+ * Values are rounded once, from the exact product of their two factors, not twice (through a
+ * float product rounded to nearest), on the Vector API path and the scalar one alike; checked
+ * against an independent rounding of the exact double with {@link Math#rint}.
+ */
 class RowEncoderTest {
 
-  private static double written(double value, DType dtype) {
+  /** What {@link RowEncoder#write} stores for the products, decoded. */
+  private static double[] written(float[] quantized, float[] scales, DType dtype) {
+    int count = quantized.length;
     try (Arena arena = Arena.ofConfined()) {
-      MemorySegment out = arena.allocate(8);
-      new RowEncoder(dtype, 1).write(new double[] {value}, 1, out, 0);
-      return dtype.decodeDouble(dtype == DType.F32 ? out.get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 0)
-          : out.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 0));
+      MemorySegment out = arena.allocate(dtype.byteSize(count));
+      new RowEncoder(dtype, count).write(quantized, scales, count, out, 0);
+      double[] values = new double[count];
+      for (int i = 0; i < count; i++) {
+        long bits = switch (dtype) {
+          case F64 -> out.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
+          case F32 -> out.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, i) & 0xFFFF_FFFFL;
+          default -> out.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i) & 0xFFFFL;
+        };
+        values[i] = dtype.decodeDouble(bits);
+      }
+      return values;
     }
   }
 
+  /** The product written alone and in a row of 67 (whole vectors and a remainder): the same. */
+  private static double written(float quantized, float scale, DType dtype) {
+    double alone = written(new float[] {quantized}, new float[] {scale}, dtype)[0];
+    float[] quantizedRow = new float[67];
+    float[] scaleRow = new float[67];
+    java.util.Arrays.fill(quantizedRow, quantized);
+    java.util.Arrays.fill(scaleRow, scale);
+    for (double value : written(quantizedRow, scaleRow, dtype)) {
+      assertEquals(alone, value, 0.0, "in a row");
+    }
+    return alone;
+  }
+
+  /**
+   * {@code exact} rounded to nearest, ties to even, into a binary format of {@code precision}
+   * significant bits, smallest normal exponent {@code minExponent} and largest finite value
+   * {@code max}: scaled so that the last kept bit is 1, rounded by {@link Math#rint}.
+   */
+  private static double reference(double exact, int precision, int minExponent, double max) {
+    if (exact == 0 || Double.isNaN(exact) || Double.isInfinite(exact)) {
+      return exact;
+    }
+    int exponent = Math.max(Math.getExponent(exact), minExponent);
+    double quantum = Math.scalb(1.0, exponent - (precision - 1));
+    double rounded = Math.rint(exact / quantum) * quantum;
+    return Math.abs(rounded) > max ? Math.copySign(Double.POSITIVE_INFINITY, exact) : rounded;
+  }
+
+  private static double reference(double exact, DType dtype) {
+    return switch (dtype) {
+      case BF16 -> reference(exact, 8, -126, 0x1.FEp127);
+      case F16 -> reference(exact, 11, -14, 65504);
+      case F32 -> (float) exact;
+      default -> exact;
+    };
+  }
+
   @Test
-  void aValueJustAboveAHalfwayPointRoundsUpThoughItsFloatIsTheHalfwayPoint() {
-    // 1 + 2^-8 is halfway between the BF16 values 1 and 1 + 2^-7; the 2^-30 above it is lost in
-    // a float (which then rounds to even: 1), but not in the exact value.
-    double value = 1 + 0x1p-8 + 0x1p-30;
-    assertEquals(1 + 0x1p-7, written(value, DType.BF16));
-    assertEquals(1 + 0x1p-7, written(-value, DType.BF16) * -1);
-    // F16: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
-    assertEquals(1 + 0x1p-10, written(1 + 0x1p-11 + 0x1p-40, DType.F16));
+  void aProductJustAboveAHalfwayPointRoundsUpThoughItsFloatIsTheHalfwayPoint() {
+    // (1 + 2^-8 - 2^-20)(1 + 2^-20) = 1 + 2^-8 + 2^-28 - 2^-40: above the BF16 halfway point
+    // 1 + 2^-8, though the float product is that point (and would round to even: 1).
+    float q = 1 + 0x1p-8f - 0x1p-20f;
+    float s = 1 + 0x1p-20f;
+    assertEquals(1 + 0x1p-8f, q * s);
+    assertEquals(1 + 0x1p-7, written(q, s, DType.BF16));
+    assertEquals(-(1 + 0x1p-7), written(-q, s, DType.BF16));
+    // F16: (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24, above the halfway point 1 + 2^-11; the float
+    // product ties to 1 + 2^-11.
+    float r = 1 + 0x1p-12f;
+    assertEquals(1 + 0x1p-11f, r * r);
+    assertEquals(1 + 0x1p-10, written(r, r, DType.F16));
   }
 
   @Test
   void exactHalfwayPointsGoToEven() {
-    assertEquals(1.0, written(1 + 0x1p-8, DType.BF16));
-    assertEquals(1 + 0x1p-6, written(1 + 0x1p-7 + 0x1p-8, DType.BF16));
-    assertEquals((float) (1 + 0x1p-24), written(1 + 0x1p-24, DType.F32));
+    assertEquals(1.0, written(1 + 0x1p-8f, 1, DType.BF16));
+    assertEquals(1 + 0x1p-6, written(1 + 0x1p-7f + 0x1p-8f, 1, DType.BF16));
+    assertEquals(1 + 0x1p-6, written((1 + 0x1p-7f + 0x1p-8f) / 4, 4, DType.BF16));
+  }
+
+  @Test
+  void f32AndF64TakeTheProductRoundedOnce() {
+    float q = 1 + 0x1p-20f;
+    float s = 1 + 0x1p-5f + 0x1p-23f;
+    assertEquals((float) ((double) q * s), written(q, s, DType.F32));
+    assertEquals((double) q * s, written(q, s, DType.F64));
+  }
+
+  @Test
+  void randomProductsOfEveryMagnitudeRoundAsTheExactValue() {
+    SplittableRandom random = new SplittableRandom(20261203);
+    int count = 1 << 16;
+    float[] quantized = new float[count];
+    float[] scales = new float[count];
+    float[] fp8 = new float[256];
+    for (int bits = 0; bits < 256; bits++) {
+      fp8[bits] = (float) DType.F8_E4M3.decodeDouble(bits);
+    }
+    for (int i = 0; i < count; i++) {
+      // Runs of 64 ordinary products (which whole vectors take) between runs of anything.
+      boolean ordinary = (i / 64) % 2 == 0;
+      quantized[i] = switch (ordinary ? random.nextInt(2) : random.nextInt(3)) {
+        case 0 -> fp8[random.nextInt(256) & (ordinary ? 0xFE : 0xFF)];   // FP8 weights (NaN only among the others)
+        case 1 -> random.nextInt(31) - 15;            // 4-bit integers minus their zero point
+        default -> Float.intBitsToFloat(random.nextInt());   // anything, for the rounding rule
+      };
+      // Scales with full mantissas over the whole range: subnormal, tiny, ordinary and huge.
+      int exponent = switch (ordinary ? 2 : random.nextInt(4)) {
+        case 0 -> random.nextInt(0, 20);
+        case 1 -> random.nextInt(20, 60);
+        case 2 -> random.nextInt(100, 140);
+        default -> random.nextInt(200, 256);
+      };
+      scales[i] = Float.intBitsToFloat((random.nextInt(2) << 31) | (exponent << 23) | random.nextInt(1 << 23));
+      if (random.nextInt(64) == 0) {
+        scales[i] = random.nextBoolean() ? 0f : -0f;
+      }
+    }
+    for (DType dtype : new DType[] {DType.BF16, DType.F16, DType.F32, DType.F64}) {
+      double[] values = written(quantized, scales, dtype);
+      for (int i = 0; i < count; i++) {
+        double exact = (double) quantized[i] * scales[i];
+        double expected = reference(exact, dtype);
+        if (Double.isNaN(expected)) {
+          assertTrue(Double.isNaN(values[i]), dtype + " of " + quantized[i] + " * " + scales[i]);
+        } else {
+          assertEquals(expected, values[i], 0.0, dtype + " of " + quantized[i] + " * " + scales[i]);
+          assertEquals(Math.copySign(1.0, expected), Math.copySign(1.0, values[i]), "the sign of zero");
+        }
+        if (dtype == DType.BF16 || dtype == DType.F16) {
+          // The scalar rule, which the Vector API path leaves the remainder and odd vectors to.
+          float odd = RowEncoder.productRoundedToOdd(quantized[i], scales[i]);
+          double scalar = dtype.decodeDouble(dtype.encodeFloat(odd));
+          assertEquals(Double.doubleToLongBits(values[i]), Double.doubleToLongBits(scalar),
+              "scalar and vector paths of " + quantized[i] + " * " + scales[i]);
+        }
+      }
+    }
   }
 }
