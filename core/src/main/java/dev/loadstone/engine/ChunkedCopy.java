@@ -20,6 +20,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
 import java.util.function.Predicate;
 import java.util.function.UnaryOperator;
 
@@ -90,8 +91,11 @@ public final class ChunkedCopy<T> {
     RANGE
   }
 
-  /** Elements {@code [first, first + count)} of an assignment, and how its bytes are read. */
-  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read) {}
+  /**
+   * Elements {@code [first, first + count)} of an assignment's target, how their bytes are
+   * read, and where they lie in the tensor.
+   */
+  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read, Pieces pieces) {}
 
   /**
    * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
@@ -170,7 +174,6 @@ public final class ChunkedCopy<T> {
     long rangeBytes = 0;
     for (Assignment<T> assignment : inFileOrder(plan.assignments())) {
       TensorView tensor = assignment.tensor();
-      long elements = tensor.elementCount();
       bytesTotal += assignment.bytesRead();
       if (assignment.dequantized().isPresent()) {
         // Whole rows of the logical [out, in] weight, about CHUNK_BYTES of the target each.
@@ -179,38 +182,50 @@ public final class ChunkedCopy<T> {
         long rowBytes = Math.max(1, assignment.targetDType().byteSize(columns));
         long chunkRows = Math.max(1, CHUNK_BYTES / rowBytes);
         for (long first = 0; first < rows; first += chunkRows) {
-          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, Read.MAPPED));
+          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, Read.MAPPED,
+              null));
         }
         continue;
       }
+      Pieces pieces = Pieces.of(tensor, assignment.slice());
       if (wholeOnly.test(assignment)) {
-        chunks.add(new Chunk<>(assignment, 0, elements, Read.MAPPED));
+        if (assignment.slice().isPresent()) {
+          throw plan.failure(assignment, new UnsupportedOperationException(
+              "a target copied in one piece (a strided tensor) cannot take a slice"));
+        }
+        chunks.add(new Chunk<>(assignment, 0, tensor.elementCount(), Read.MAPPED, pieces));
         continue;
       }
       Optional<RemoteFile> remote = RangeReads.remoteFile(tensor);
       if (remote.isPresent()) {
-        // One range request per chunk, of the remote options' size in the file's bytes.
+        // One range request per chunk (per piece of a slice's chunk), of the remote options' size in the file's bytes.
         HttpSettings settings = remote.get().client().settings();
         remoteReaders = Math.max(remoteReaders, settings.concurrency());
         rangeBytes = Math.max(rangeBytes, settings.rangeBytes());
         plan.noteReadDirectly(Set.of(tensor.file().orElseThrow()));
         long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
-        addChunks(chunks, assignment, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
+        addChunks(chunks, assignment, pieces, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
         continue;
       }
       if (tensor.file().map(positional::contains).orElse(false)) {
+        if (assignment.slice().isPresent()) {
+          long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
+          addChunks(chunks, assignment, pieces, Math.max(64, (PositionalReads.CHUNK_BYTES / bytesPerElement) & -64L),
+              Read.POSITIONAL);
+          continue;
+        }
         // Cut where the file's 4 MiB blocks start, so that each read covers whole blocks (and
         // whole page-cache folios) and is dropped from the cache whole.
         long previous = 0;
         for (long boundary : PositionalReads.blockBoundaries(plan.source(), tensor)) {
-          chunks.add(new Chunk<>(assignment, previous, boundary - previous, Read.POSITIONAL));
+          chunks.add(new Chunk<>(assignment, previous, boundary - previous, Read.POSITIONAL, pieces));
           previous = boundary;
         }
         continue;
       }
       // A multiple of 64 elements, so that sub-byte dtypes stay byte-aligned.
       long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
-      addChunks(chunks, assignment, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
+      addChunks(chunks, assignment, pieces, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
     }
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
@@ -221,10 +236,14 @@ public final class ChunkedCopy<T> {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
         long bytes = switch (chunk.read()) {
           case MAPPED -> copyChunk(chunk, copy);
-          case POSITIONAL -> readChunk(chunk, copy, reads::read);
+          case POSITIONAL -> readChunk(chunk, copy, (tensor, pieces, destinations, use) ->
+              reads.read(tensor, pieces, chunk.assignment().slice().isEmpty(), destinations, use));
           case RANGE -> readChunk(chunk, copy, ranges::read);
         };
-        options.progress().onProgress(done.addAndGet(bytes), total, chunk.assignment().name());
+        plan.noteBytesRead(bytes);
+        long progress = chunk.assignment().dequantized().isPresent() ? bytes
+            : chunk.assignment().tensor().dtype().byteSize(chunk.count());
+        options.progress().onProgress(done.addAndGet(progress), total, chunk.assignment().name());
       });
     } catch (ChunkFailure e) {
       @SuppressWarnings("unchecked")
@@ -233,19 +252,20 @@ public final class ChunkedCopy<T> {
     }
   }
 
-  /** Cuts an assignment into chunks of {@code chunkElements} elements (the last one shorter). */
-  private static <T> void addChunks(List<Chunk<T>> chunks, Assignment<T> assignment, long chunkElements, Read read) {
-    long elements = assignment.tensor().elementCount();
+  /** Cuts an assignment's target into chunks of {@code chunkElements} elements (the last one shorter). */
+  private static <T> void addChunks(List<Chunk<T>> chunks, Assignment<T> assignment, Pieces pieces, long chunkElements,
+      Read read) {
+    long elements = pieces.elementCount();
     for (long first = 0; first < elements; first += chunkElements) {
-      chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), read));
+      chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), read, pieces));
     }
   }
 
-  /** A read of a chunk's bytes: into the destination if given, else handed to {@code use}. */
+  /** A read of byte ranges of a tensor ({@link PositionalReads#read}, {@link RangeReads#read}); returns the bytes read. */
   @FunctionalInterface
   private interface ChunkRead {
-    void read(TensorView tensor, long offset, long length, Optional<MemorySegment> destination,
-        java.util.function.Consumer<MemorySegment> use);
+    long read(TensorView tensor, List<Pieces.ByteRange> ranges, IntFunction<Optional<MemorySegment>> destinations,
+        Pieces.RangeUse use);
   }
 
   /**
@@ -277,27 +297,30 @@ public final class ChunkedCopy<T> {
   }
 
   /**
-   * Reads one chunk from its file (positionally, or by a range request): straight into its
-   * destination where the backend names one for bytes copied as they are, else into a staging
-   * buffer the backend copies from. Returns the bytes read.
+   * Reads one chunk from its file (positionally, or by range requests), piece by piece:
+   * straight into its destination where the backend names one for bytes copied as they are,
+   * else into a staging buffer the backend copies from. Returns the bytes read.
    */
   private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, ChunkRead reads) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
     try {
-      long offset = tensor.dtype().byteSize(chunk.first());
-      long length = tensor.dtype().byteSize(chunk.count());
-      Optional<MemorySegment> destination = tensor.dtype() == assignment.targetDType()
-          ? destinations.of(assignment, chunk.first(), chunk.count()) : Optional.empty();
-      reads.read(tensor, offset, length, destination,
-          source -> copy.copy(assignment, chunk.first(), chunk.count(), source));
-      return length;
+      List<Pieces.Piece> pieces = chunk.pieces().within(chunk.first(), chunk.count());
+      List<Pieces.ByteRange> ranges = pieces.stream()
+          .map(p -> new Pieces.ByteRange(tensor.dtype().byteSize(p.source()), tensor.dtype().byteSize(p.count()))).toList();
+      boolean asStored = tensor.dtype() == assignment.targetDType();
+      return reads.read(tensor, ranges,
+          i -> asStored ? destinations.of(assignment, pieces.get(i).destination(), pieces.get(i).count()) : Optional.empty(),
+          (i, source) -> copy.copy(assignment, pieces.get(i).destination(), pieces.get(i).count(), source));
     } catch (RuntimeException e) {
       throw new ChunkFailure(assignment, e);
     }
   }
 
-  /** Copies one chunk out of the mapping with its page advice; returns the bytes read. */
+  /**
+   * Copies one chunk out of the mapping, piece by piece, with its page advice (for pieces of a
+   * page or more); returns the bytes read.
+   */
   private long copyChunk(Chunk<T> chunk, ChunkCopy<T> copy) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
@@ -306,19 +329,23 @@ public final class ChunkedCopy<T> {
       if (assignment.dequantized().isPresent()) {
         return dequantizeChunk(chunk);
       }
-      MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(chunk.first()),
-          tensor.dtype().byteSize(chunk.count()));
-      boolean mapped = source.isMapped() && source.isReadOnly();
-      if (mapped) {
-        Posix.madvise(source, Posix.MADV_POPULATE_READ);
+      long bytes = 0;
+      for (Pieces.Piece piece : chunk.pieces().within(chunk.first(), chunk.count())) {
+        MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(piece.source()),
+            tensor.dtype().byteSize(piece.count()));
+        boolean mapped = source.isMapped() && source.isReadOnly();
+        if (mapped) {
+          Posix.madvise(source, Posix.MADV_POPULATE_READ);
+        }
+        copy.copy(assignment, piece.destination(), piece.count(), source);
+        if (mapped && options.releaseMappedPages()) {
+          // Whole pages inside the piece only; the page cache keeps the data, and a page read
+          // again is read back from it.
+          Posix.madvise(source, Posix.MADV_DONTNEED);
+        }
+        bytes += source.byteSize();
       }
-      copy.copy(assignment, chunk.first(), chunk.count(), source);
-      if (mapped && options.releaseMappedPages()) {
-        // Whole pages inside the chunk only; the page cache keeps the data, and a page read
-        // again is read back from it.
-        Posix.madvise(source, Posix.MADV_DONTNEED);
-      }
-      return source.byteSize();
+      return bytes;
     } catch (RuntimeException | InternalError e) {
       // InternalError: the JVM's report of a fault in mapped memory, e.g. a file truncated
       // after it was mapped.

@@ -54,6 +54,8 @@ public final class VarStore implements AutoCloseable {
    * variable of its logical name and shape, in {@link LoadOptions#createDType()} or else the
    * weight's {@link QuantizedWeight#dtype()}, and is dequantized into it. In ALIAS mode no
    * conversion is possible and no memory is copied: every stored tensor gets its variable.
+   * With {@link LoadOptions#partition()} each variable has its slice's shape
+   * ({@link Partition#shapeOf}) and receives only its slice.
    */
   public static VarStore fromCheckpoint(Checkpoint checkpoint, LoadOptions options) throws IOException {
     VarStore store = new VarStore();
@@ -73,13 +75,26 @@ public final class VarStore implements AutoCloseable {
         if (name.isEmpty()) {
           continue;
         }
-        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), tensor.shape());
+        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), shapeOf(tensor, options));
       }
       store.load(checkpoint, options);
       return store;
     } catch (IOException | RuntimeException | Error e) {
       store.close();
       throw e;
+    }
+  }
+
+  /**
+   * The shape of the variable {@link #fromCheckpoint} creates for a tensor: its slice's with a
+   * partition; the tensor's where the partition's rule cannot cut it, so that the load refuses
+   * it, naming the file and the rule.
+   */
+  private static long[] shapeOf(TensorView tensor, LoadOptions options) {
+    try {
+      return options.partition().map(p -> p.shapeOf(tensor.name(), tensor.shape())).orElse(tensor.shape());
+    } catch (IllegalArgumentException e) {
+      return tensor.shape();
     }
   }
 
