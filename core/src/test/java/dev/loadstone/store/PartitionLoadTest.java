@@ -326,4 +326,20 @@ class PartitionLoadTest {
       }
     }
   }
+
+  @Test
+  void aPartitionThatWouldCutAQuantizedWeightIsRefused() throws IOException {
+    Path gptq = Path.of("src/test/resources/dev/loadstone/quantization/gptq-v1");
+    try (Checkpoint checkpoint = Checkpoint.open(gptq)) {
+      LoadException e = assertThrows(LoadException.class, () -> VarStore.fromCheckpoint(checkpoint,
+          LoadOptions.defaults().withPartition(new Partition(0, 2, PartitionRules.none().with(".", Split.along(0))))));
+      assertTrue(e.getMessage().contains("belongs to the quantized weight"), e.getMessage());
+      assertTrue(e.getMessage().contains("which a partition cannot cut (rule '. dim0')"), e.getMessage());
+      // Replicated, it loads (dequantized whole).
+      try (VarStore store = VarStore.fromCheckpoint(checkpoint, LoadOptions.defaults()
+          .withPartition(new Partition(1, 2, PartitionRules.none().with("norm", Split.along(0)))))) {
+        assertTrue(store.variables().stream().allMatch(Variable::isLoaded));
+      }
+    }
+  }
 }
