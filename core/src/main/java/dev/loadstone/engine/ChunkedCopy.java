@@ -8,6 +8,7 @@ import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
 import dev.loadstone.store.ReadMode;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -45,6 +46,12 @@ import java.util.function.UnaryOperator;
  *       time straight into the destination the backend names ({@link #destinations}), reading
  *       its stored tensors through the mapping (no page advice: a chunk of rows reads a strided
  *       part of a GPTQ or AWQ weight);
+ *   <li>a target that receives a slice of its tensor ({@link Assignment#slice()}: one rank's
+ *       share, {@code LoadOptions.partition()}) is chunked in its own elements, each chunk read
+ *       as the source pieces it covers ({@link Pieces}: one range for a dimension-0 slice, row
+ *       pieces for a dimension-1 slice), so only the slice's bytes are read, in every read mode;
+ *       a whole tensor is the one-piece case of the same path;
+ *   <li>the bytes read are counted as they are read, for {@link LoadReport#bytesRead()};
  *   <li>progress is reported after each chunk;
  *   <li>a copy that fails (a fault in the mapping: a file truncated after it was mapped; a
  *       checkpoint closed by another thread) stops every thread at its next chunk and becomes

@@ -161,6 +161,11 @@ public final class VarStore implements AutoCloseable {
    * a float variable, or dequantizing in ALIAS mode is a
    * {@link LoadReport.Mismatch.Kind#QUANTIZATION} mismatch.
    *
+   * <p>With {@link LoadOptions#partition()} each variable must have its tensor's slice shape
+   * ({@link Partition#shapeOf}; another shape is a {@link LoadReport.Mismatch.Kind#SHAPE}
+   * mismatch) and receives only its slice; a rule that cannot cut a tensor, a strided slice in
+   * ALIAS mode, or a cut quantized weight is a {@code LoadException} before anything is written.
+   *
    * @throws LoadException if strict mode finds a problem, the checkpoint's quantization is
    *     malformed or unsupported (in both modes: the message names the file, tensor and rule),
    *     or reading fails midway (then no variable of this load claims to be loaded)
