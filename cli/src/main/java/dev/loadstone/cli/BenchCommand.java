@@ -7,6 +7,7 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.StreamWriteFeature;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.store.LoadMode;
+import dev.loadstone.store.Partition;
 import dev.loadstone.store.ReadMode;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -33,7 +34,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--json]";
+    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--json] [--rank R --world N [--rules llama|FILE]]";
   }
 
   @Override
@@ -56,8 +57,12 @@ final class BenchCommand implements Command {
         Loadstone's copy where that gives the same bits (COPY only).
         --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
         when PATH holds none; with --scheme fp8 or gptq its linear layers are quantized (FP8 with
-        128x128 block scales, or GPTQ 4-bit), which COPY dequantizes into BF16 variables. --naive also times reading tensors into heap arrays and copying.
-        """;
+        128x128 block scales, or GPTQ 4-bit), which COPY dequantizes into BF16 variables. --naive
+        also times reading tensors into heap arrays and copying.
+        With --rank and --world each run loads that rank's slice into variables of the slice
+        shapes; bytes_read is what the load read from the checkpoint, beside the bytes of the
+        tensors cut (sliced_bytes), of those replicated, and the ideal sliced/N + replicated.
+        """ + PartitionArguments.HELP;
   }
 
   @Override
@@ -78,7 +83,8 @@ final class BenchCommand implements Command {
         Option.flag("--prefetch", "ALIAS: read the aliased bytes in before the load returns"),
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"),
         Option.valued("--scheme", "bf16|fp8|gptq", "--synthetic: store the linear layers as BF16 (default), FP8 with"
-            + " 128x128 block scales, or GPTQ 4-bit"));
+            + " 128x128 block scales, or GPTQ 4-bit"),
+        PartitionArguments.RANK, PartitionArguments.WORLD, PartitionArguments.RULES);
   }
 
   @Override
@@ -139,9 +145,16 @@ final class BenchCommand implements Command {
     if (args.has("--prefetch") && mode != LoadMode.ALIAS) {
       throw new UsageException("--prefetch reads in what an ALIAS load binds: use it with --mode alias");
     }
+    Optional<Partition> partition = PartitionArguments.parse(args, path);
+    if (partition.isPresent() && backend == LoadBenchmark.Backend.TORCH) {
+      throw new UsageException("--backend torch loads whole tensors: --rank and --world load a VarStore (--backend java)");
+    }
+    if (partition.isPresent() && args.has("--naive")) {
+      throw new UsageException("--naive reads whole tensors: leave it out with --rank and --world");
+    }
     LoadBenchmark.Result result = LoadBenchmark.run(
         new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend,
-            args.has("--evict"), args.has("--cold"), readMode, args.has("--prefetch")), err);
+            args.has("--evict"), args.has("--cold"), readMode, args.has("--prefetch"), partition), err);
     if (args.has("--json")) {
       writeJson(result, out);
     } else {
@@ -156,6 +169,12 @@ final class BenchCommand implements Command {
         Text.size(r.bytes()));
     out.printf("backend %s, mode %s, dtype %s, %d thread(s), %d run(s)%n",
         s.backend().name().toLowerCase(Locale.ROOT), s.mode(), s.dtype().map(DType::name).orElse("keep"), s.threads(), s.runs());
+    if (s.partition().isPresent()) {
+      PartitionArguments.Shares shares = r.shares().orElseThrow();
+      out.printf("partition: rank %d of %d; %s of tensors cut, %s replicated: ideal read %s, read %s (median of the runs)%n",
+          s.partition().get().rank(), s.partition().get().world(), Text.size(shares.sliced()),
+          Text.size(shares.replicated()), Text.size(shares.ideal()), Text.size(r.medianBytesRead()));
+    }
     out.printf("page cache: %s resident, %s of it mapped in 2 MiB pages%n", percent(r.residentFraction()),
         percent(r.hugePageFraction()));
     if (r.hugePageFraction().isPresent() && r.hugePageFraction().getAsDouble() < 0.5) {
@@ -224,6 +243,19 @@ final class BenchCommand implements Command {
       json.writeNumberField("files", r.files());
       json.writeNumberField("bytes", r.bytes());
       json.writeNumberField("bytes_written", r.bytesWritten());
+      json.writeNumberField("bytes_read", r.medianBytesRead());
+      json.writeFieldName("runs_bytes_read");
+      json.writeArray(r.bytesRead(), 0, r.bytesRead().length);
+      if (s.partition().isPresent()) {
+        PartitionArguments.Shares shares = r.shares().orElseThrow();
+        json.writeNumberField("rank", s.partition().get().rank());
+        json.writeNumberField("world", s.partition().get().world());
+        json.writeStringField("rules", s.partition().get().rules().toString());
+        json.writeNumberField("sliced_bytes", shares.sliced());
+        json.writeNumberField("replicated_bytes", shares.replicated());
+        json.writeNumberField("ideal_bytes_read", shares.ideal());
+        json.writeNumberField("bytes_read_to_ideal", (double) r.medianBytesRead() / shares.ideal());
+      }
       json.writeFieldName("alloc_seconds");
       json.writeArray(r.allocSeconds(), 0, r.allocSeconds().length);
       json.writeFieldName("runs_seconds");

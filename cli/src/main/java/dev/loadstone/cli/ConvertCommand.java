@@ -273,7 +273,7 @@ final class ConvertCommand implements Command {
    * a directory, the directory that holds one of them (the output's files would replace, or a
    * sharded writer delete, the files being read).
    */
-  private static void refuseInPlace(Checkpoint checkpoint, Path out, boolean directory,
+  static void refuseInPlace(Checkpoint checkpoint, Path out, boolean directory,
       String outArgument) throws IOException, UsageException {
     if (!Files.exists(out)) {
       return;

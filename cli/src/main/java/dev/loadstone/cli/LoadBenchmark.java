@@ -7,6 +7,7 @@ import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadMode;
 import dev.loadstone.store.LoadOptions;
 import dev.loadstone.store.LoadReport;
+import dev.loadstone.store.Partition;
 import dev.loadstone.store.ReadMode;
 import dev.loadstone.store.VarStore;
 import java.io.IOException;
@@ -50,14 +51,22 @@ final class LoadBenchmark {
    *     before it, the storage's own speed measured beside it
    * @param readMode how COPY loads read the files
    * @param prefetch whether ALIAS loads read the aliased bytes in ({@link LoadOptions#prefetch()})
+   * @param partition the rank's share to load, or empty for the whole checkpoint
    */
   record Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
-      Backend backend, boolean evict, boolean cold, ReadMode readMode, boolean prefetch) {
+      Backend backend, boolean evict, boolean cold, ReadMode readMode, boolean prefetch, Optional<Partition> partition) {
+
+    /** Settings that load the whole checkpoint. */
+    Settings(Path path, LoadMode mode, Optional<DType> dtype, int threads, int runs, boolean naive,
+        Backend backend, boolean evict, boolean cold, ReadMode readMode, boolean prefetch) {
+      this(path, mode, dtype, threads, runs, naive, backend, evict, cold, readMode, prefetch, Optional.empty());
+    }
 
     /** The load options of a run. */
     LoadOptions loadOptions() {
-      return LoadOptions.defaults().withThreads(threads).withMode(mode).withReadMode(readMode)
+      LoadOptions options = LoadOptions.defaults().withThreads(threads).withMode(mode).withReadMode(readMode)
           .withPrefetch(prefetch);
+      return partition.map(options::withPartition).orElse(options);
     }
   }
 
@@ -68,8 +77,9 @@ final class LoadBenchmark {
    * @param allocSeconds creating and touching the variables, before the load
    * @param residentBefore the files' page-cache residency right before the load
    * @param pageCacheGrowth how much {@code Cached} in /proc/meminfo grew during the load
+   * @param bytesRead the bytes the load read from the checkpoint ({@link LoadReport#bytesRead()})
    */
-  record Run(double seconds, double allocSeconds, OptionalDouble residentBefore, long pageCacheGrowth) {}
+  record Run(double seconds, double allocSeconds, OptionalDouble residentBefore, long pageCacheGrowth, long bytesRead) {}
 
   /** Something loaded into from an open checkpoint. */
   @FunctionalInterface
@@ -81,7 +91,8 @@ final class LoadBenchmark {
   record Result(Settings settings, int tensors, int files, long bytes, long bytesWritten,
       double[] allocSeconds, double[] runsSeconds, double[] memcpyGbps, double[] javaCopyGbps, OptionalDouble residentFraction,
       OptionalDouble hugePageFraction, long baselineAnonBytes, long peakAnonBytes, long peakRssBytes, OptionalDouble naiveSeconds,
-      double[] storageGbps, double[] coldResidentFractions, long[] pageCacheGrowthBytes, long[] runPeakAnonAboveBytes) {
+      double[] storageGbps, double[] coldResidentFractions, long[] pageCacheGrowthBytes, long[] runPeakAnonAboveBytes,
+      long[] bytesRead, Optional<PartitionArguments.Shares> shares) {
 
     /**
      * The median over the runs of each run's peak anonymous memory above the memory right
@@ -101,9 +112,17 @@ final class LoadBenchmark {
     double medianLoadToStorage() {
       double[] ratios = new double[runsSeconds.length];
       for (int i = 0; i < ratios.length; i++) {
-        ratios[i] = bytes / runsSeconds[i] / 1e9 / storageGbps[i];
+        // A partition's load reads its share, not the checkpoint.
+        ratios[i] = (shares.isPresent() ? bytesRead[i] : bytes) / runsSeconds[i] / 1e9 / storageGbps[i];
       }
       return median(ratios);
+    }
+
+    /** The median over the runs of the bytes each load read from the checkpoint. */
+    long medianBytesRead() {
+      long[] sorted = bytesRead.clone();
+      Arrays.sort(sorted);
+      return sorted[sorted.length / 2];
     }
 
     double medianSeconds() {
@@ -157,6 +176,7 @@ final class LoadBenchmark {
     int tensorCount;
     long bytes;
     long bytesWritten = 0;
+    Optional<PartitionArguments.Shares> shares;
     try (Checkpoint checkpoint = Checkpoint.open(settings.path())) {
       files = checkpoint.files();
       tensorCount = checkpoint.tensors().size();
@@ -164,6 +184,7 @@ final class LoadBenchmark {
       try (VarStore declared = createVariables(checkpoint, settings, false)) {
         bytesWritten = declared.byteSize();   // quantized weights: their dequantized bytes
       }
+      shares = settings.partition().map(p -> PartitionArguments.Shares.of(checkpoint, p));
     }
     if (settings.mode() == LoadMode.ALIAS) {
       bytesWritten = 0;
@@ -185,6 +206,7 @@ final class LoadBenchmark {
     double[] coldResident = new double[settings.cold() ? settings.runs() : 0];
     long[] growth = new long[settings.runs()];
     long[] runAnonAbove = new long[settings.runs()];
+    long[] bytesRead = new long[settings.runs()];
     long copied = Math.max(bytesWritten, bytes);
     // One untimed round first, so the timed runs measure compiled code, not the JIT, and the
     // baseline holds the heap the JVM grew to on the way (its variables are freed again).
@@ -207,6 +229,7 @@ final class LoadBenchmark {
         runs[run] = figures.seconds();
         alloc[run] = figures.allocSeconds();
         growth[run] = figures.pageCacheGrowth();
+        bytesRead[run] = figures.bytesRead();
         if (settings.cold()) {
           coldResident[run] = figures.residentBefore().orElse(Double.NaN);
         }
@@ -218,7 +241,8 @@ final class LoadBenchmark {
     OptionalDouble naive = settings.naive() && settings.mode() == LoadMode.COPY
         ? OptionalDouble.of(naiveLoad(settings)) : OptionalDouble.empty();
     return new Result(settings, tensorCount, files.size(), bytes, bytesWritten, alloc, runs, memcpy, javaCopy,
-        resident, hugePages, baselineAnon, peakAnon, peakRss, naive, storage, coldResident, growth, runAnonAbove);
+        resident, hugePages, baselineAnon, peakAnon, peakRss, naive, storage, coldResident, growth, runAnonAbove,
+        bytesRead, shares);
   }
 
   /**
@@ -272,7 +296,7 @@ final class LoadBenchmark {
     double seconds = (System.nanoTime() - start) / 1e9;
     long growth = ProcessMemory.pageCache() - cachedBefore;
     requireComplete(report);
-    return new Run(seconds, allocSeconds, residentBefore, growth);
+    return new Run(seconds, allocSeconds, residentBefore, growth, report.bytesRead());
   }
 
   /** One load of the configured backend and mode. */
@@ -333,7 +357,7 @@ final class LoadBenchmark {
       LoadReport report = store.load(checkpoint, settings.loadOptions());
       double seconds = (System.nanoTime() - start) / 1e9;
       requireComplete(report);
-      return new Run(seconds, 0, residentBefore, ProcessMemory.pageCache() - cachedBefore);
+      return new Run(seconds, 0, residentBefore, ProcessMemory.pageCache() - cachedBefore, report.bytesRead());
     }
   }
 

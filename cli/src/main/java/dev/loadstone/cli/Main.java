@@ -42,6 +42,7 @@ public final class Main {
       new InspectCommand(),
       new VerifyCommand(),
       new ConvertCommand(),
+      new SliceCommand(),
       new BenchCommand(),
       new DemoCommand(),
       new TourCommand(),

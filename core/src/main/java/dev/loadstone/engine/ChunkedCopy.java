@@ -8,6 +8,7 @@ import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
 import dev.loadstone.store.LoadOptions;
+import dev.loadstone.store.LoadReport;
 import dev.loadstone.store.ReadMode;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -20,6 +21,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
 import java.util.function.Predicate;
 import java.util.function.UnaryOperator;
 
@@ -44,6 +46,12 @@ import java.util.function.UnaryOperator;
  *       time straight into the destination the backend names ({@link #destinations}), reading
  *       its stored tensors through the mapping (no page advice: a chunk of rows reads a strided
  *       part of a GPTQ or AWQ weight);
+ *   <li>a target that receives a slice of its tensor ({@link Assignment#slice()}: one rank's
+ *       share, {@code LoadOptions.partition()}) is chunked in its own elements, each chunk read
+ *       as the source pieces it covers ({@link Pieces}: one range for a dimension-0 slice, row
+ *       pieces for a dimension-1 slice), so only the slice's bytes are read, in every read mode;
+ *       a whole tensor is the one-piece case of the same path;
+ *   <li>the bytes read are counted as they are read, for {@link LoadReport#bytesRead()};
  *   <li>progress is reported after each chunk;
  *   <li>a copy that fails (a fault in the mapping: a file truncated after it was mapped; a
  *       checkpoint closed by another thread) stops every thread at its next chunk and becomes
@@ -66,6 +74,9 @@ public final class ChunkedCopy<T> {
    * once copied: resident memory then holds the targets plus a chunk per thread.
    */
   public static final long CHUNK_BYTES = 8L << 20;
+
+  /** Pieces read out of the mapping get page advice of their own from this size up (a huge page). */
+  private static final long ADVICE_BYTES = 2L << 20;
 
   /** {@link ReadMode#AUTO} asks the page cache about one page in every this many bytes. */
   private static final long RESIDENCY_SAMPLE_STRIDE = 2L << 20;
@@ -90,8 +101,11 @@ public final class ChunkedCopy<T> {
     RANGE
   }
 
-  /** Elements {@code [first, first + count)} of an assignment, and how its bytes are read. */
-  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read) {}
+  /**
+   * Elements {@code [first, first + count)} of an assignment's target, how their bytes are
+   * read, and where they lie in the tensor.
+   */
+  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read, Pieces pieces) {}
 
   /**
    * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
@@ -170,7 +184,6 @@ public final class ChunkedCopy<T> {
     long rangeBytes = 0;
     for (Assignment<T> assignment : inFileOrder(plan.assignments())) {
       TensorView tensor = assignment.tensor();
-      long elements = tensor.elementCount();
       bytesTotal += assignment.bytesRead();
       if (assignment.dequantized().isPresent()) {
         // Whole rows of the logical [out, in] weight, about CHUNK_BYTES of the target each.
@@ -179,38 +192,50 @@ public final class ChunkedCopy<T> {
         long rowBytes = Math.max(1, assignment.targetDType().byteSize(columns));
         long chunkRows = Math.max(1, CHUNK_BYTES / rowBytes);
         for (long first = 0; first < rows; first += chunkRows) {
-          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, Read.MAPPED));
+          chunks.add(new Chunk<>(assignment, first * columns, Math.min(chunkRows, rows - first) * columns, Read.MAPPED,
+              null));
         }
         continue;
       }
+      Pieces pieces = Pieces.of(tensor, assignment.slice());
       if (wholeOnly.test(assignment)) {
-        chunks.add(new Chunk<>(assignment, 0, elements, Read.MAPPED));
+        if (assignment.slice().isPresent()) {
+          throw plan.failure(assignment, new UnsupportedOperationException(
+              "a target copied in one piece (a strided tensor) cannot take a slice"));
+        }
+        chunks.add(new Chunk<>(assignment, 0, tensor.elementCount(), Read.MAPPED, pieces));
         continue;
       }
       Optional<RemoteFile> remote = RangeReads.remoteFile(tensor);
       if (remote.isPresent()) {
-        // One range request per chunk, of the remote options' size in the file's bytes.
+        // One range request per chunk (per piece of a slice's chunk), of the remote options' size in the file's bytes.
         HttpSettings settings = remote.get().client().settings();
         remoteReaders = Math.max(remoteReaders, settings.concurrency());
         rangeBytes = Math.max(rangeBytes, settings.rangeBytes());
         plan.noteReadDirectly(Set.of(tensor.file().orElseThrow()));
         long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
-        addChunks(chunks, assignment, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
+        addChunks(chunks, assignment, pieces, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
         continue;
       }
       if (tensor.file().map(positional::contains).orElse(false)) {
+        if (assignment.slice().isPresent()) {
+          long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
+          addChunks(chunks, assignment, pieces, Math.max(64, (PositionalReads.CHUNK_BYTES / bytesPerElement) & -64L),
+              Read.POSITIONAL);
+          continue;
+        }
         // Cut where the file's 4 MiB blocks start, so that each read covers whole blocks (and
         // whole page-cache folios) and is dropped from the cache whole.
         long previous = 0;
         for (long boundary : PositionalReads.blockBoundaries(plan.source(), tensor)) {
-          chunks.add(new Chunk<>(assignment, previous, boundary - previous, Read.POSITIONAL));
+          chunks.add(new Chunk<>(assignment, previous, boundary - previous, Read.POSITIONAL, pieces));
           previous = boundary;
         }
         continue;
       }
       // A multiple of 64 elements, so that sub-byte dtypes stay byte-aligned.
       long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
-      addChunks(chunks, assignment, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
+      addChunks(chunks, assignment, pieces, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
     }
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
@@ -221,10 +246,14 @@ public final class ChunkedCopy<T> {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
         long bytes = switch (chunk.read()) {
           case MAPPED -> copyChunk(chunk, copy);
-          case POSITIONAL -> readChunk(chunk, copy, reads::read);
+          case POSITIONAL -> readChunk(chunk, copy, (tensor, pieces, destinations, use) ->
+              reads.read(tensor, pieces, chunk.assignment().slice().isEmpty(), destinations, use));
           case RANGE -> readChunk(chunk, copy, ranges::read);
         };
-        options.progress().onProgress(done.addAndGet(bytes), total, chunk.assignment().name());
+        plan.noteBytesRead(bytes);
+        long progress = chunk.assignment().dequantized().isPresent() ? bytes
+            : chunk.assignment().tensor().dtype().byteSize(chunk.count());
+        options.progress().onProgress(done.addAndGet(progress), total, chunk.assignment().name());
       });
     } catch (ChunkFailure e) {
       @SuppressWarnings("unchecked")
@@ -233,19 +262,20 @@ public final class ChunkedCopy<T> {
     }
   }
 
-  /** Cuts an assignment into chunks of {@code chunkElements} elements (the last one shorter). */
-  private static <T> void addChunks(List<Chunk<T>> chunks, Assignment<T> assignment, long chunkElements, Read read) {
-    long elements = assignment.tensor().elementCount();
+  /** Cuts an assignment's target into chunks of {@code chunkElements} elements (the last one shorter). */
+  private static <T> void addChunks(List<Chunk<T>> chunks, Assignment<T> assignment, Pieces pieces, long chunkElements,
+      Read read) {
+    long elements = pieces.elementCount();
     for (long first = 0; first < elements; first += chunkElements) {
-      chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), read));
+      chunks.add(new Chunk<>(assignment, first, Math.min(chunkElements, elements - first), read, pieces));
     }
   }
 
-  /** A read of a chunk's bytes: into the destination if given, else handed to {@code use}. */
+  /** A read of byte ranges of a tensor ({@link PositionalReads#read}, {@link RangeReads#read}); returns the bytes read. */
   @FunctionalInterface
   private interface ChunkRead {
-    void read(TensorView tensor, long offset, long length, Optional<MemorySegment> destination,
-        java.util.function.Consumer<MemorySegment> use);
+    long read(TensorView tensor, List<Pieces.ByteRange> ranges, IntFunction<Optional<MemorySegment>> destinations,
+        Pieces.RangeUse use);
   }
 
   /**
@@ -277,27 +307,30 @@ public final class ChunkedCopy<T> {
   }
 
   /**
-   * Reads one chunk from its file (positionally, or by a range request): straight into its
-   * destination where the backend names one for bytes copied as they are, else into a staging
-   * buffer the backend copies from. Returns the bytes read.
+   * Reads one chunk from its file (positionally, or by range requests), piece by piece:
+   * straight into its destination where the backend names one for bytes copied as they are,
+   * else into a staging buffer the backend copies from. Returns the bytes read.
    */
   private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, ChunkRead reads) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
     try {
-      long offset = tensor.dtype().byteSize(chunk.first());
-      long length = tensor.dtype().byteSize(chunk.count());
-      Optional<MemorySegment> destination = tensor.dtype() == assignment.targetDType()
-          ? destinations.of(assignment, chunk.first(), chunk.count()) : Optional.empty();
-      reads.read(tensor, offset, length, destination,
-          source -> copy.copy(assignment, chunk.first(), chunk.count(), source));
-      return length;
+      List<Pieces.Piece> pieces = chunk.pieces().within(chunk.first(), chunk.count());
+      List<Pieces.ByteRange> ranges = pieces.stream()
+          .map(p -> new Pieces.ByteRange(tensor.dtype().byteSize(p.source()), tensor.dtype().byteSize(p.count()))).toList();
+      boolean asStored = tensor.dtype() == assignment.targetDType();
+      return reads.read(tensor, ranges,
+          i -> asStored ? destinations.of(assignment, pieces.get(i).destination(), pieces.get(i).count()) : Optional.empty(),
+          (i, source) -> copy.copy(assignment, pieces.get(i).destination(), pieces.get(i).count(), source));
     } catch (RuntimeException e) {
       throw new ChunkFailure(assignment, e);
     }
   }
 
-  /** Copies one chunk out of the mapping with its page advice; returns the bytes read. */
+  /**
+   * Copies one chunk out of the mapping, piece by piece, with its page advice (for pieces of a
+   * page or more); returns the bytes read.
+   */
   private long copyChunk(Chunk<T> chunk, ChunkCopy<T> copy) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
@@ -306,19 +339,34 @@ public final class ChunkedCopy<T> {
       if (assignment.dequantized().isPresent()) {
         return dequantizeChunk(chunk);
       }
-      MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(chunk.first()),
-          tensor.dtype().byteSize(chunk.count()));
-      boolean mapped = source.isMapped() && source.isReadOnly();
-      if (mapped) {
-        Posix.madvise(source, Posix.MADV_POPULATE_READ);
+      long bytes = 0;
+      List<Pieces.Piece> pieces = chunk.pieces().within(chunk.first(), chunk.count());
+      boolean mapped = tensor.segment().isMapped() && tensor.segment().isReadOnly();
+      for (Pieces.Piece piece : pieces) {
+        MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(piece.source()),
+            tensor.dtype().byteSize(piece.count()));
+        // Page advice for a chunk of one piece, or pieces of a huge page or more: advice on part of a 2 MiB page splits
+        // its mapping into 4 KiB ones (measured: a dimension-1 slice with 8 KiB row pieces
+        // loaded 2-3x slower with advice per piece); smaller pieces are faulted in.
+        boolean advised = mapped && (pieces.size() == 1 || source.byteSize() >= ADVICE_BYTES);
+        if (advised) {
+          Posix.madvise(source, Posix.MADV_POPULATE_READ);
+        }
+        copy.copy(assignment, piece.destination(), piece.count(), source);
+        if (advised && options.releaseMappedPages()) {
+          // Whole pages inside the piece only; the page cache keeps the data, and a page read
+          // again is read back from it.
+          Posix.madvise(source, Posix.MADV_DONTNEED);
+        }
+        bytes += source.byteSize();
       }
-      copy.copy(assignment, chunk.first(), chunk.count(), source);
-      if (mapped && options.releaseMappedPages()) {
-        // Whole pages inside the chunk only; the page cache keeps the data, and a page read
-        // again is read back from it.
-        Posix.madvise(source, Posix.MADV_DONTNEED);
+      if (mapped && options.releaseMappedPages() && pieces.size() > 1) {
+        // Small row pieces: the pages the chunk's pieces lie in, dropped from the process once.
+        long start = tensor.dtype().byteSize(pieces.getFirst().source());
+        long end = tensor.dtype().byteSize(pieces.getLast().source() + pieces.getLast().count());
+        Posix.madvise(tensor.segment().asSlice(start, end - start), Posix.MADV_DONTNEED);
       }
-      return source.byteSize();
+      return bytes;
     } catch (RuntimeException | InternalError e) {
       // InternalError: the JVM's report of a fault in mapped memory, e.g. a file truncated
       // after it was mapped.

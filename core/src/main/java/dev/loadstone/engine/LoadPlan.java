@@ -13,7 +13,11 @@ import dev.loadstone.store.LoadReport.Conversion;
 import dev.loadstone.store.LoadReport.Dequantized;
 import dev.loadstone.store.LoadReport.Mismatch;
 import dev.loadstone.store.NameMapping;
+import dev.loadstone.store.Partition;
+import dev.loadstone.store.PartitionRules;
+import dev.loadstone.store.Split;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -74,21 +78,44 @@ public final class LoadPlan<T> {
    * @param tensor the tensor copied, or for a dequantized weight its first stored tensor (its
    *     file and name, for ordering and messages)
    * @param dequantized the quantized weight computed into the target, if it is one
+   * @param slice the part of the tensor the target receives ({@link LoadOptions#partition()}),
+   *     or empty for all of it
    */
-  public record Assignment<T>(String name, Target<T> target, TensorView tensor, Optional<QuantizedWeight> dequantized) {
-    /** A tensor copied as it is (converting its dtype). */
+  public record Assignment<T>(String name, Target<T> target, TensorView tensor, Optional<QuantizedWeight> dequantized,
+      Optional<Partition.Slice> slice) {
+    /** A tensor copied whole as it is (converting its dtype). */
     public Assignment(String name, Target<T> target, TensorView tensor) {
-      this(name, target, tensor, Optional.empty());
+      this(name, target, tensor, Optional.empty(), Optional.empty());
     }
 
     /** The number of elements the target receives. */
     public long elementCount() {
-      return dequantized.map(w -> w.shape()[0] * w.shape()[1]).orElse(tensor.elementCount());
+      if (dequantized.isPresent()) {
+        return dequantized.get().shape()[0] * dequantized.get().shape()[1];
+      }
+      return slice.map(s -> Arrays.stream(s.shape()).reduce(1, Math::multiplyExact)).orElse(tensor.elementCount());
     }
 
-    /** The bytes read from the checkpoint: the tensor's, or all of the quantized weight's stored tensors'. */
+    /**
+     * The bytes of the checkpoint the target's values come from: the tensor's (its slice's),
+     * or all of the quantized weight's stored tensors'.
+     */
     public long bytesRead() {
-      return dequantized.map(QuantizedWeight::storedByteSize).orElse(tensor.byteSize());
+      return dequantized.map(QuantizedWeight::storedByteSize).orElse(tensor.dtype().byteSize(elementCount()));
+    }
+
+    /**
+     * The mapped bytes the target receives when they are one contiguous range of the tensor
+     * (the whole tensor, or a slice along its first dimension that is not of size 1), for an
+     * alias of them; empty for a strided or fused slice.
+     */
+    public Optional<MemorySegment> contiguousBytes() {
+      Pieces pieces = Pieces.of(tensor, slice);
+      if (!pieces.contiguous()) {
+        return Optional.empty();
+      }
+      return Optional.of(tensor.segment().asSlice(tensor.dtype().byteSize(pieces.firstSource()),
+          tensor.dtype().byteSize(pieces.elementCount())));
     }
 
     /** The target's dtype. */
@@ -117,6 +144,8 @@ public final class LoadPlan<T> {
   private final List<Dequantized> dequantized = new ArrayList<>();
   private final Map<String, String> renamed = new LinkedHashMap<>();
   private final Set<Path> readDirectly = new TreeSet<>();
+  private final java.util.concurrent.atomic.AtomicLong bytesReadFromFiles = new java.util.concurrent.atomic.AtomicLong();
+  private volatile boolean copied;
 
   private LoadPlan(TensorSource checkpoint, LoadOptions options) {
     this.checkpoint = checkpoint;
@@ -164,6 +193,7 @@ public final class LoadPlan<T> {
 
   private void pair(Map<String, Target<T>> targets, Copyability copyability, Quantization quantization,
       Optional<String> cannotDequantize) throws LoadException {
+    refuseSplitQuantizedWeights(quantization);
     Map<String, QuantizedWeight> valuesFor = new LinkedHashMap<>();   // target -> weight
     Set<String> consumed = new HashSet<>();
     for (QuantizedWeight weight : quantization.weights()) {
@@ -215,9 +245,12 @@ public final class LoadPlan<T> {
         continue;
       }
       Path file = tensor.file().orElse(checkpoint.path());
-      if (!Arrays.equals(target.shape(), tensor.shape())) {
-        mismatches.add(new Mismatch(name, tensor.name(), file, Mismatch.Kind.SHAPE,
-            Arrays.toString(target.shape()), Arrays.toString(tensor.shape())));
+      Optional<Partition.Slice> slice = sliceOf(tensor, file);
+      long[] shape = slice.map(Partition.Slice::shape).orElse(tensor.shape());
+      if (!Arrays.equals(target.shape(), shape)) {
+        mismatches.add(new Mismatch(name, tensor.name(), file, Mismatch.Kind.SHAPE, Arrays.toString(target.shape()),
+            Arrays.toString(shape) + slice.map(s -> " (the slice of " + Arrays.toString(tensor.shape()) + " for rank "
+                + options.partition().get().rank() + " of " + options.partition().get().world() + ")").orElse("")));
         continue;
       }
       if (target.dtype().isEmpty()) {
@@ -236,9 +269,57 @@ public final class LoadPlan<T> {
       if (tensor.dtype() != targetDType) {
         conversions.add(new Conversion(name, tensor.dtype(), targetDType));
       }
-      assignments.add(new Assignment<>(name, target, tensor));
+      assignments.add(new Assignment<>(name, target, tensor, Optional.empty(), slice));
     }
     refusePartialWeights(quantization, valuesFor);
+  }
+
+  /**
+   * This load's slice of a tensor ({@link LoadOptions#partition()}), or empty for all of it.
+   *
+   * @throws LoadException naming the file, the tensor and the rule where the rule cannot cut it
+   */
+  private Optional<Partition.Slice> sliceOf(TensorView tensor, Path file) throws LoadException {
+    if (options.partition().isEmpty()) {
+      return Optional.empty();
+    }
+    try {
+      Optional<Partition.Slice> slice = options.partition().get().sliceOf(tensor.name(), tensor.shape());
+      if (slice.isPresent()) {
+        Pieces.of(tensor, slice);   // refuses pieces off byte boundaries
+      }
+      return slice;
+    } catch (IllegalArgumentException e) {
+      throw new LoadException(file + ": " + e.getMessage(), report(false), e);
+    }
+  }
+
+  /**
+   * Refuses a partition that would cut a quantized weight or one of its stored tensors: packed
+   * values, scales and zero points are laid out by groups and packs that a row or column cut
+   * does not respect.
+   */
+  private void refuseSplitQuantizedWeights(Quantization quantization) throws LoadException {
+    if (options.partition().isEmpty() || options.partition().get().world() == 1) {
+      return;
+    }
+    PartitionRules rules = options.partition().get().rules();
+    for (QuantizedWeight weight : quantization.weights()) {
+      List<String> names = new ArrayList<>();
+      names.add(weight.name());
+      weight.tensors().forEach(t -> names.add(t.name()));
+      for (String name : names) {
+        Optional<PartitionRules.Rule> rule = rules.ruleFor(name);
+        if (rule.isPresent() && rule.get().split().kind() != Split.Kind.REPLICATE) {
+          TensorView stored = weight.tensors().getFirst();
+          throw new LoadException(stored.file().orElse(checkpoint.path()) + ": tensor '" + name + "' belongs to the"
+              + " quantized weight '" + weight.name() + "' (" + (weight.problem().isPresent() ? "unknown scheme" : weight.scheme())
+              + "), which a partition cannot cut (rule '" + rule.get() + "'): replicate it with an earlier rule"
+              + " ('" + java.util.regex.Pattern.quote(name) + " replicate'), or load a dequantized copy (loadstone convert)",
+              report(false), null);
+        }
+      }
+    }
   }
 
   /** Pairs a target with the values of a quantized weight, or reports why it cannot have them. */
@@ -267,7 +348,7 @@ public final class LoadPlan<T> {
           "quantized (" + weight.scheme() + "), but " + cannotDequantize.get()));
       return;
     }
-    assignments.add(new Assignment<>(name, target, stored, Optional.of(weight)));
+    assignments.add(new Assignment<>(name, target, stored, Optional.of(weight), Optional.empty()));
     dequantized.add(new Dequantized(name, weight.name(), weight.scheme(),
         weight.tensors().stream().map(TensorView::name).toList(), to));
   }
@@ -320,6 +401,12 @@ public final class LoadPlan<T> {
     return checkpoint;
   }
 
+  /** Adds bytes that a copy read from the checkpoint's files, for the report. */
+  void noteBytesRead(long bytes) {
+    bytesReadFromFiles.addAndGet(bytes);
+    copied = true;
+  }
+
   /** Notes the files that were read with positional reads, for the report. */
   void noteReadDirectly(Set<Path> files) {
     readDirectly.addAll(files);
@@ -365,11 +452,15 @@ public final class LoadPlan<T> {
     long bytesWritten = 0;
     if (done) {
       for (Assignment<T> assignment : assignments) {
-        bytesRead += assignment.bytesRead();
+        // Without a copy (ALIAS), the bytes bound.
+        bytesRead += copied ? 0 : assignment.bytesRead();
         if (options.mode() == LoadMode.COPY) {
           bytesWritten += assignment.targetDType().byteSize(assignment.elementCount());
         }
       }
+    }
+    if (done && copied) {
+      bytesRead = bytesReadFromFiles.get();
     }
     return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, dequantized, renamed,
         bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9, List.copyOf(readDirectly));

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntFunction;
 
 /**
  * Reads chunks of a checkpoint's files with positional reads instead of through the mapping,
@@ -83,38 +84,71 @@ final class PositionalReads implements AutoCloseable {
   }
 
   /**
-   * Reads {@code length} bytes of {@code tensor}'s data, from byte {@code offset} of it: into
-   * {@code destination} if given and the reads need no alignment, else into a staging buffer,
-   * which {@code use} then gets (to copy or convert from) before it is reused.
+   * Reads byte ranges of {@code tensor}'s data (ascending, not overlapping): each into
+   * {@code destinations.apply(index)} if given and the reads need no alignment, else into a
+   * staging buffer, whose bytes of that range {@code use} then gets (to copy or convert from)
+   * before it is reused. With {@code O_DIRECT}, ranges whose aligned blocks touch or overlap
+   * (the row pieces of a dimension-1 slice) are read together, each block once.
    *
-   * @param destination where the bytes belong as they are (no conversion), if anywhere
-   * @param use what to do with the bytes if they were not read into {@code destination}
-   * @throws UncheckedIOException if the read fails or comes back short, naming the file
+   * @param tiling whether the load's reads tile the file (a load of whole tensors): then each
+   *     read drops the 4 MiB blocks it finishes from the page cache, else just its own pages
+   * @return the bytes read from the file (with {@code O_DIRECT}, whole aligned blocks)
+   * @throws UncheckedIOException if a read fails or comes back short, naming the file
    */
-  void read(TensorView tensor, long offset, long length, Optional<MemorySegment> destination,
-      java.util.function.Consumer<MemorySegment> use) {
+  long read(TensorView tensor, List<Pieces.ByteRange> ranges, boolean tiling,
+      IntFunction<Optional<MemorySegment>> destinations, Pieces.RangeUse use) {
     Path path = tensor.file().orElseThrow();
     SafeTensors file = files.get(path);
-    long position = file.dataOffset() + tensor.dataOffsets()[0] + offset;
+    long base = file.dataOffset() + tensor.dataOffsets()[0];
+    long bytesRead = 0;
     try {
       Reader reader = readers.computeIfAbsent(path, p -> open(file));
-      if (reader.alignment() == 1 && destination.isPresent()) {
-        readFully(reader, tensor, destination.get(), position, position, length);
-        return;
-      }
-      long start = position & -reader.alignment();
-      long end = (position + length + reader.alignment() - 1) & -reader.alignment();
-      stages.withBuffer(end - start, stage -> {
-        try {
-          readFully(reader, tensor, stage.asSlice(0, end - start), start, position, length);
-        } catch (IOException e) {
-          throw new UncheckedIOException(e.getMessage(), e);
+      long alignment = reader.alignment();
+      for (int i = 0; i < ranges.size(); ) {
+        long position = base + ranges.get(i).offset();
+        long length = ranges.get(i).length();
+        Optional<MemorySegment> destination = alignment == 1 ? destinations.apply(i) : Optional.empty();
+        if (destination.isPresent()) {
+          readFully(reader, tensor, destination.get(), position, position, length, tiling);
+          bytesRead += length;
+          i++;
+          continue;
         }
-        use.accept(stage.asSlice(position - start, length));
-      });
+        // The ranges read at once: this one, and the following ones whose blocks touch its.
+        long start = position & -alignment;
+        long end = (position + length + alignment - 1) & -alignment;
+        int last = i;
+        while (alignment > 1 && last + 1 < ranges.size()) {
+          long next = base + ranges.get(last + 1).offset();
+          long nextEnd = (next + ranges.get(last + 1).length() + alignment - 1) & -alignment;
+          if ((next & -alignment) > end || nextEnd - start > CHUNK_BYTES + 2 * MAX_ALIGNMENT) {
+            break;
+          }
+          end = nextEnd;
+          last++;
+        }
+        long from = start;
+        long to = end;
+        int first = i;
+        int through = last;
+        stages.withBuffer(to - from, stage -> {
+          try {
+            long readEnd = base + ranges.get(through).offset() + ranges.get(through).length();
+            readFully(reader, tensor, stage.asSlice(0, to - from), from, position, readEnd - position, tiling);
+          } catch (IOException e) {
+            throw new UncheckedIOException(e.getMessage(), e);
+          }
+          for (int r = first; r <= through; r++) {
+            use.accept(r, stage.asSlice(base + ranges.get(r).offset() - from, ranges.get(r).length()));
+          }
+        });
+        bytesRead += alignment == 1 ? length : to - from;
+        i = last + 1;
+      }
     } catch (IOException e) {
       throw new UncheckedIOException(e.getMessage(), e);
     }
+    return bytesRead;
   }
 
   /**
@@ -158,7 +192,7 @@ final class PositionalReads implements AutoCloseable {
    * page cache where the reads are buffered.
    */
   private void readFully(Reader reader, TensorView tensor, MemorySegment target, long start, long position,
-      long length) throws IOException {
+      long length, boolean tiling) throws IOException {
     ByteBuffer buffer = target.asByteBuffer();
     long needed = position + length - start;
     while (buffer.position() < needed) {
@@ -170,7 +204,10 @@ final class PositionalReads implements AutoCloseable {
             + (position + length) + "): truncated since it was opened");
       }
     }
-    if (reader.dropper().isPresent()) {
+    if (reader.dropper().isPresent() && !tiling) {
+      // A slice's reads do not tile the file: drop the pages this read covers whole.
+      reader.dropper().get().drop(position, length);
+    } else if (reader.dropper().isPresent()) {
       // The 4 MiB blocks this read ends, from the one its bytes start in: reads are cut where
       // blocks start, so over a load these ranges tile the file once, each dropped whole by the
       // read that finishes it (a folio is dropped only when the range covers it all).

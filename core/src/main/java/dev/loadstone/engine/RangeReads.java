@@ -7,7 +7,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
-import java.util.function.Consumer;
+import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * Reads chunks of a remote checkpoint's tensors with HTTP range requests, the remote twin of
@@ -35,33 +36,42 @@ final class RangeReads implements AutoCloseable {
   }
 
   /**
-   * Reads {@code length} bytes of {@code tensor}'s data from byte {@code offset} of it: into
-   * {@code destination} if given, else into a staging buffer that {@code use} gets before it is
-   * reused.
+   * Reads byte ranges of {@code tensor}'s data, one range request each: into
+   * {@code destinations.apply(index)} if given, else into a staging buffer whose bytes
+   * {@code use} gets before it is reused.
    *
-   * @throws UncheckedIOException naming the URL and the tensor if the read fails
+   * @return the bytes read
+   * @throws UncheckedIOException naming the URL and the tensor if a read fails
    */
-  void read(TensorView tensor, long offset, long length, Optional<MemorySegment> destination,
-      Consumer<MemorySegment> use) {
+  long read(TensorView tensor, List<Pieces.ByteRange> ranges, IntFunction<Optional<MemorySegment>> destinations,
+      Pieces.RangeUse use) {
     RemoteFile file = remoteFile(tensor).orElseThrow(() -> new IllegalArgumentException(tensor + " is not remote"));
-    long position = file.dataOffset() + tensor.dataOffsets()[0] + offset;
-    try {
-      if (destination.isPresent()) {
-        file.read(position, destination.get(), tensor.name());
-        return;
-      }
-      stages.withBuffer(length, stage -> {
-        MemorySegment bytes = stage.asSlice(0, length);
-        try {
-          file.read(position, bytes, tensor.name());
-        } catch (IOException e) {
-          throw new UncheckedIOException(e.getMessage(), e);
+    long bytesRead = 0;
+    for (int i = 0; i < ranges.size(); i++) {
+      long position = file.dataOffset() + tensor.dataOffsets()[0] + ranges.get(i).offset();
+      long length = ranges.get(i).length();
+      int index = i;
+      try {
+        Optional<MemorySegment> destination = destinations.apply(i);
+        if (destination.isPresent()) {
+          file.read(position, destination.get(), tensor.name());
+        } else {
+          stages.withBuffer(length, stage -> {
+            MemorySegment bytes = stage.asSlice(0, length);
+            try {
+              file.read(position, bytes, tensor.name());
+            } catch (IOException e) {
+              throw new UncheckedIOException(e.getMessage(), e);
+            }
+            use.accept(index, bytes);
+          });
         }
-        use.accept(bytes);
-      });
-    } catch (IOException e) {
-      throw new UncheckedIOException(e.getMessage(), e);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e.getMessage(), e);
+      }
+      bytesRead += length;
     }
+    return bytesRead;
   }
 
   @Override

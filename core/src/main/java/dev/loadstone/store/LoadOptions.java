@@ -32,10 +32,13 @@ import java.util.function.Consumer;
  * @param prefetch in ALIAS mode, whether to read the aliased bytes into the page cache before
  *     the load returns, on all threads ({@code MADV_POPULATE_READ}), so that a cold file's
  *     first use does not fault page by page
+ * @param partition one rank's share of the checkpoint for tensor parallelism: variables have
+ *     the slice shapes and only the slices' bytes are read (see {@link Partition}); empty to
+ *     load whole tensors
  */
 public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMapping names,
     LoadProgress progress, boolean releaseMappedPages, Optional<DType> createDType, ReadMode readMode,
-    boolean prefetch) {
+    boolean prefetch, Optional<Partition> partition) {
 
   /** Checks the values. */
   public LoadOptions {
@@ -44,6 +47,7 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     Objects.requireNonNull(progress, "progress");
     Objects.requireNonNull(createDType, "createDType");
     Objects.requireNonNull(readMode, "readMode");
+    Objects.requireNonNull(partition, "partition");
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, not " + threads);
     }
@@ -55,7 +59,7 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
    */
   public static LoadOptions defaults() {
     return new LoadOptions(LoadMode.COPY, true, Runtime.getRuntime().availableProcessors(),
-        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty(), ReadMode.AUTO, false);
+        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty(), ReadMode.AUTO, false, Optional.empty());
   }
 
   /** With another load mode. */
@@ -103,12 +107,23 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     return with(o -> o.prefetch = newPrefetch);
   }
 
+  /**
+   * Loads one rank's share: every tensor as {@code newPartition}'s rules cut it, into variables
+   * of the slice shapes ({@link Partition#shapeOf}), reading only the slices' bytes. In ALIAS
+   * mode only slices that are one contiguous range of the file (dimension 0) can be bound;
+   * others are refused. Quantized weights cannot be cut (refused).
+   */
+  public LoadOptions withPartition(Partition newPartition) {
+    Objects.requireNonNull(newPartition, "partition");
+    return with(o -> o.partition = Optional.of(newPartition));
+  }
+
   /** A copy with one change: each {@code with} method names only what it changes. */
   private LoadOptions with(Consumer<Draft> change) {
     Draft draft = new Draft(this);
     change.accept(draft);
     return new LoadOptions(draft.mode, draft.strict, draft.threads, draft.names, draft.progress,
-        draft.releaseMappedPages, draft.createDType, draft.readMode, draft.prefetch);
+        draft.releaseMappedPages, draft.createDType, draft.readMode, draft.prefetch, draft.partition);
   }
 
   /** The fields of a copy being made. */
@@ -122,6 +137,7 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     Optional<DType> createDType;
     ReadMode readMode;
     boolean prefetch;
+    Optional<Partition> partition;
 
     Draft(LoadOptions from) {
       mode = from.mode;
@@ -133,6 +149,7 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
       createDType = from.createDType;
       readMode = from.readMode;
       prefetch = from.prefetch;
+      partition = from.partition;
     }
   }
 }

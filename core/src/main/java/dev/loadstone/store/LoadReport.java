@@ -26,7 +26,9 @@ import java.util.Map;
  * @param dequantized the quantized weights computed into variables of their logical shape
  *     (their stored tensors are consumed: neither loaded one by one nor unexpected)
  * @param renamed checkpoint name to variable name, for each tensor whose name the mapping changed
- * @param bytesRead bytes of tensor data read from the checkpoint (or bound, in ALIAS mode)
+ * @param bytesRead bytes of tensor data the load read or copied from the checkpoint's files, as
+ *     counted while reading (with {@link ReadMode#DIRECT}, whole aligned blocks; with a
+ *     {@link Partition}, only the slices'); in ALIAS mode without a copy, the bytes bound
  * @param bytesWritten bytes written into variables (0 in ALIAS mode)
  * @param seconds wall time of the load, planning included
  * @param readDirectly the files read with positional reads rather than through the mapping

@@ -43,6 +43,9 @@ final class Loader {
           + " remote checkpoint has none: load it with LoadMode.COPY (its bytes are read with range requests)",
           plan.report(false), null);
     }
+    if (options.mode() == LoadMode.ALIAS) {
+      refuseStridedAliases(plan);
+    }
     plan.requireAcceptable();
     for (Assignment<Variable> assignment : plan.assignments()) {
       assignment.target().handle().markLoaded(false);
@@ -79,7 +82,25 @@ final class Loader {
       if (!assignment.tensor().segment().scope().isAlive()) {
         throw plan.failure(assignment, new IllegalStateException("the checkpoint is closed"));
       }
-      assignment.target().handle().bindAlias(assignment.tensor().segment());
+      assignment.target().handle().bindAlias(assignment.contiguousBytes().orElseThrow());
+    }
+  }
+
+  /**
+   * An ALIAS load binds each variable to one range of the mapping: a slice that is not one
+   * (along dimension 1, or of a fused tensor) is refused before anything is bound.
+   */
+  private static void refuseStridedAliases(LoadPlan<Variable> plan) throws LoadException {
+    for (Assignment<Variable> assignment : plan.assignments()) {
+      if (assignment.slice().isPresent() && assignment.contiguousBytes().isEmpty()) {
+        Partition.Slice slice = assignment.slice().get();
+        throw new LoadException(assignment.tensor().file().orElse(plan.source().path()) + ": tensor '"
+            + assignment.tensor().name() + "': ALIAS binds a variable to one contiguous range of the file, and this"
+            + " rank's slice " + slice.ranges() + " of dimension " + slice.dimension() + " (rule '" + slice.rule()
+            + "') is " + (slice.ranges().size() > 1 ? "one piece per fused part" : "a strided set of row pieces")
+            + ": load with LoadMode.COPY, or write this rank's checkpoint once (loadstone slice) and alias that",
+            plan.report(false), null);
+      }
     }
   }
 }

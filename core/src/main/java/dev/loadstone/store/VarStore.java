@@ -69,7 +69,9 @@ public final class VarStore implements AutoCloseable {
    * keep their dtype. In COPY mode a quantized weight ({@link Quantization}) gets one variable
    * of its logical name and shape, in {@link LoadOptions#createDType()} or else the weight's
    * {@link QuantizedWeight#dtype()}, and is dequantized into it by {@link #load}. In ALIAS mode
-   * no conversion is possible: every stored tensor gets its variable.
+   * no conversion is possible: every stored tensor gets its variable. With
+   * {@link LoadOptions#partition()} each variable has its slice's shape ({@link Partition#shapeOf})
+   * and {@link #load} fills it with only its slice.
    *
    * @throws dev.loadstone.checkpoint.CheckpointException if the checkpoint's quantization
    *     configuration cannot be read
@@ -92,12 +94,25 @@ public final class VarStore implements AutoCloseable {
         if (name.isEmpty()) {
           continue;
         }
-        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), tensor.shape());
+        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), shapeOf(tensor, options));
       }
       return store;
     } catch (IOException | RuntimeException | Error e) {
       store.close();
       throw e;
+    }
+  }
+
+  /**
+   * The shape of the variable {@link #fromCheckpoint} creates for a tensor: its slice's with a
+   * partition; the tensor's where the partition's rule cannot cut it, so that the load refuses
+   * it, naming the file and the rule.
+   */
+  private static long[] shapeOf(TensorView tensor, LoadOptions options) {
+    try {
+      return options.partition().map(p -> p.shapeOf(tensor.name(), tensor.shape())).orElse(tensor.shape());
+    } catch (IllegalArgumentException e) {
+      return tensor.shape();
     }
   }
 
@@ -163,6 +178,11 @@ public final class VarStore implements AutoCloseable {
    * loading some of them (an FP8 weight without its scales), a weight of unknown scheme into
    * a float variable, or dequantizing in ALIAS mode is a
    * {@link LoadReport.Mismatch.Kind#QUANTIZATION} mismatch.
+   *
+   * <p>With {@link LoadOptions#partition()} each variable must have its tensor's slice shape
+   * ({@link Partition#shapeOf}; another shape is a {@link LoadReport.Mismatch.Kind#SHAPE}
+   * mismatch) and receives only its slice; a rule that cannot cut a tensor, a strided slice in
+   * ALIAS mode, or a cut quantized weight is a {@code LoadException} before anything is written.
    *
    * @throws LoadException if strict mode finds a problem, the checkpoint's quantization is
    *     malformed or unsupported (in both modes: the message names the file, tensor and rule),

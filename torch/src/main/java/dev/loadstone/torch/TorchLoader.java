@@ -60,7 +60,8 @@ public final class TorchLoader {
    *
    * @throws LoadException if strict mode finds a problem (nothing written), or a copy fails
    *     midway
-   * @throws IllegalArgumentException if the options ask for ALIAS mode
+   * @throws IllegalArgumentException if the options ask for ALIAS mode or a partition of more
+   *     than one rank (this backend loads whole tensors)
    */
   public static LoadReport load(Module module, Checkpoint checkpoint, LoadOptions options) throws LoadException {
     return new ModuleLoad(module, checkpoint, options, Optional.empty()).run();
@@ -100,6 +101,11 @@ public final class TorchLoader {
   static void requireCopyMode(LoadOptions options) {
     if (options.mode() != LoadMode.COPY) {
       throw new IllegalArgumentException("the libtorch backend copies: use LoadMode.COPY, not " + options.mode());
+    }
+    if (options.partition().isPresent() && options.partition().get().world() > 1) {
+      throw new IllegalArgumentException("the libtorch backend does not load a partition (rank "
+          + options.partition().get().rank() + " of " + options.partition().get().world() + "): write the rank's"
+          + " checkpoint once with 'loadstone slice' and load that, or load the slice into a VarStore");
     }
   }
 }

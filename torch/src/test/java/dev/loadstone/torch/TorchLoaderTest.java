@@ -106,6 +106,23 @@ class TorchLoaderTest {
     }
   }
 
+  @Test
+  void aPartitionOfSeveralRanksIsRefusedSayingWhatToDoInstead() throws IOException {
+    LinearImpl linear = new LinearImpl(4, 4);
+    Path file = Fixtures.write(dir.resolve("linear.safetensors"),
+        Fixtures.floats("weight", DType.BF16, 7, 4, 4), Fixtures.floats("bias", DType.BF16, 8, 4));
+    try (Checkpoint checkpoint = Checkpoint.open(file)) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TorchLoader.load(linear,
+          checkpoint, LoadOptions.defaults().withPartition(new dev.loadstone.store.Partition(0, 2,
+              dev.loadstone.store.PartitionRules.none().with("weight", dev.loadstone.store.Split.along(0))))));
+      assertTrue(e.getMessage().contains("loadstone slice"), e.getMessage());
+      // A world of one is a whole load.
+      TorchLoader.load(linear, checkpoint, LoadOptions.defaults().withPartition(new dev.loadstone.store.Partition(0, 1,
+          dev.loadstone.store.PartitionRules.llama())));
+      assertSameValues(values(checkpoint.tensor("weight")), values(linear.weight()), "weight");
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(names = {"BF16", "F16", "F32", "F64"}) // Loadstone's copy for the first three, copy_ for F64
   void tensorsLargerThanAChunkArriveWhole(DType fileDType) throws IOException {
