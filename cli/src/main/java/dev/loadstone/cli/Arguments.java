@@ -23,11 +23,14 @@ final class Arguments {
   private final List<String> positional;
   private final Set<String> flags;
   private final Map<String, String> values;
+  private final Map<String, List<String>> repeated;
 
-  private Arguments(List<String> positional, Set<String> flags, Map<String, String> values) {
+  private Arguments(List<String> positional, Set<String> flags, Map<String, String> values,
+      Map<String, List<String>> repeated) {
     this.positional = List.copyOf(positional);
     this.flags = Set.copyOf(flags);
     this.values = Map.copyOf(values);
+    this.repeated = Map.copyOf(repeated);
   }
 
   /**
@@ -44,6 +47,7 @@ final class Arguments {
     List<String> positional = new ArrayList<>();
     Set<String> flags = new HashSet<>();
     Map<String, String> values = new HashMap<>();
+    Map<String, List<String>> repeated = new HashMap<>();
     for (int i = 0; i < args.size(); i++) {
       String arg = args.get(i);
       if (arg.equals("--")) {
@@ -78,11 +82,16 @@ final class Arguments {
       } else {
         throw new UsageException("option '" + name + "' needs a value: " + option.usage());
       }
+      if (option.repeatable()) {
+        repeated.computeIfAbsent(name, n -> new ArrayList<>()).add(value);
+        continue;
+      }
       if (values.putIfAbsent(name, value) != null) {
         throw new UsageException("option '" + name + "' is given more than once");
       }
     }
-    return new Arguments(positional, flags, values);
+    repeated.replaceAll((name, list) -> List.copyOf(list));
+    return new Arguments(positional, flags, values, repeated);
   }
 
   /** The positional arguments, in order. */
@@ -93,6 +102,11 @@ final class Arguments {
   /** Whether the flag was given. */
   boolean has(String flag) {
     return flags.contains(flag);
+  }
+
+  /** Every value of a repeatable option, in the order given (empty if it was not given). */
+  List<String> values(String option) {
+    return repeated.getOrDefault(option, List.of());
   }
 
   /** The option's value, if it was given. */

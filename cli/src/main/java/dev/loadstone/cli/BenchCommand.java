@@ -34,7 +34,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--json] [--rank R --world N [--rules llama|FILE]]";
+    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--sha256] [--json] [--rank R --world N [--rules llama|FILE]]";
   }
 
   @Override
@@ -55,6 +55,11 @@ final class BenchCommand implements Command {
         --backend torch does the same into libtorch tensors (JavaCPP PyTorch): a module whose
         parameters mirror the checkpoint's tensors, loaded with from_blob + copy_, or by
         Loadstone's copy where that gives the same bits (COPY only).
+        --sha256 adds, in the same process: the JDK's SHA-256 on one thread over a 1 MiB heap
+        array in cache (jdk_sha256_gbps, the baseline), Loadstone's SHA-256 of the files
+        (verify --sha256's; sha256_gbps_per_thread: bytes per second over the threads it can
+        use, one per file), and medians of COPY loads into the same variables without and with
+        hashing in the same pass (load_seconds, load_sha256_seconds).
         --synthetic writes a random Llama-3.2-1B-shaped BF16 checkpoint (2.47 GB) at PATH first
         when PATH holds none; with --scheme fp8 or gptq its linear layers are quantized (FP8 with
         128x128 block scales, or GPTQ 4-bit), which COPY dequantizes into BF16 variables. --naive
@@ -81,6 +86,8 @@ final class BenchCommand implements Command {
         Option.valued("--read", "auto|mapped|positional|direct",
             "how COPY reads the files (default auto: positional reads where not cached; direct: O_DIRECT)"),
         Option.flag("--prefetch", "ALIAS: read the aliased bytes in before the load returns"),
+        Option.flag("--sha256", "also measure SHA-256: of the files per thread against the JDK's own, and a load"
+            + " that hashes against one that does not (COPY, java backend)"),
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"),
         Option.valued("--scheme", "bf16|fp8|gptq", "--synthetic: store the linear layers as BF16 (default), FP8 with"
             + " 128x128 block scales, or GPTQ 4-bit"),
@@ -142,6 +149,9 @@ final class BenchCommand implements Command {
       case "direct" -> ReadMode.DIRECT;
       default -> throw new UsageException("--read is auto, mapped, positional or direct, not '" + Text.oneLine(args.value("--read").get()) + "'");
     };
+    if (args.has("--sha256") && (mode != LoadMode.COPY || backend != LoadBenchmark.Backend.JAVA)) {
+      throw new UsageException("--sha256 measures hashing in COPY loads of the java backend");
+    }
     if (args.has("--prefetch") && mode != LoadMode.ALIAS) {
       throw new UsageException("--prefetch reads in what an ALIAS load binds: use it with --mode alias");
     }
@@ -155,10 +165,13 @@ final class BenchCommand implements Command {
     LoadBenchmark.Result result = LoadBenchmark.run(
         new LoadBenchmark.Settings(path, mode, dtype, threads, runs, args.has("--naive"), backend,
             args.has("--evict"), args.has("--cold"), readMode, args.has("--prefetch"), partition), err);
+    Optional<HashBenchmark.Result> hashing = args.has("--sha256")
+        ? Optional.of(HashBenchmark.run(path, threads, runs, err)) : Optional.empty();
     if (args.has("--json")) {
-      writeJson(result, out);
+      writeJson(result, hashing, out);
     } else {
       writeText(result, out);
+      hashing.ifPresent(h -> writeText(h, out));
     }
     return Main.EXIT_OK;
   }
@@ -226,11 +239,20 @@ final class BenchCommand implements Command {
     Posix.fallbacks().forEach((call, why) -> out.println("without " + call + ": " + why));
   }
 
+  private static void writeText(HashBenchmark.Result h, PrintStream out) {
+    out.printf("sha256, JDK MessageDigest (1 thread, 1 MiB heap array in cache): %.2f GB/s%n", h.jdkSha256Gbps());
+    out.printf("sha256 of the files (verify --sha256):   %.2f GB/s on %d thread(s) = %.2f GB/s per thread = %.2fx the JDK's%n",
+        h.sha256Gbps(), h.threadsUsed(), h.sha256GbpsPerThread(), h.ratio());
+    out.printf("load without / with sha256 in the pass:  median %.3f s / %.3f s (%s of files)%n",
+        h.loadSeconds(), h.loadSha256Seconds(), Text.size(h.bytes()));
+  }
+
   private static String percent(OptionalDouble fraction) {
     return fraction.isPresent() ? String.format("%.1f%%", 100 * fraction.getAsDouble()) : "unknown";
   }
 
-  private static void writeJson(LoadBenchmark.Result r, PrintStream out) throws IOException {
+  private static void writeJson(LoadBenchmark.Result r, Optional<HashBenchmark.Result> hashing, PrintStream out)
+      throws IOException {
     LoadBenchmark.Settings s = r.settings();
     try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
       json.writeStartObject();
@@ -300,6 +322,16 @@ final class BenchCommand implements Command {
       if (r.naiveSeconds().isPresent()) {
         json.writeNumberField("naive_seconds", r.naiveSeconds().getAsDouble());
         json.writeNumberField("naive_gbps", r.naiveGbps().getAsDouble());
+      }
+      if (hashing.isPresent()) {
+        HashBenchmark.Result h = hashing.get();
+        json.writeNumberField("jdk_sha256_gbps", h.jdkSha256Gbps());
+        json.writeNumberField("sha256_gbps", h.sha256Gbps());
+        json.writeNumberField("sha256_threads", h.threadsUsed());
+        json.writeNumberField("sha256_gbps_per_thread", h.sha256GbpsPerThread());
+        json.writeNumberField("sha256_to_jdk", h.ratio());
+        json.writeNumberField("load_seconds", h.loadSeconds());
+        json.writeNumberField("load_sha256_seconds", h.loadSha256Seconds());
       }
       // What the process did without (page advice, streaming-store routines), and why.
       json.writeObjectFieldStart("fallbacks");

@@ -41,6 +41,7 @@ public final class Main {
   static final List<Command> COMMANDS = List.of(
       new InspectCommand(),
       new VerifyCommand(),
+      new PullCommand(),
       new ConvertCommand(),
       new SliceCommand(),
       new BenchCommand(),

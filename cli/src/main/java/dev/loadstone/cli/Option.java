@@ -7,17 +7,23 @@ package dev.loadstone.cli;
  * @param name the option with its dashes, e.g. {@code "--json"}
  * @param valueName the value's placeholder in help text, or {@code null} for a flag
  * @param description one line for the help text
+ * @param repeatable whether the option may be given more than once (each value kept, in order)
  */
-record Option(String name, String valueName, String description) {
+record Option(String name, String valueName, String description, boolean repeatable) {
 
   /** An option without a value. */
   static Option flag(String name, String description) {
-    return new Option(name, null, description);
+    return new Option(name, null, description, false);
   }
 
   /** An option that takes a value. */
   static Option valued(String name, String valueName, String description) {
-    return new Option(name, valueName, description);
+    return new Option(name, valueName, description, false);
+  }
+
+  /** An option that takes a value and may be given several times ({@link Arguments#values}). */
+  static Option repeatable(String name, String valueName, String description) {
+    return new Option(name, valueName, description, true);
   }
 
   boolean takesValue() {

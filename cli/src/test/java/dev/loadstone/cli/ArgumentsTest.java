@@ -13,7 +13,8 @@ class ArgumentsTest {
   private static final List<Option> OPTIONS = List.of(
       Option.flag("--json", "json"),
       Option.flag("--help", "help"),
-      Option.valued("--model", "PATH", "model"));
+      Option.valued("--model", "PATH", "model"),
+      Option.repeatable("--include", "GLOB", "include"));
 
   private static Arguments parse(String... args) throws UsageException {
     return Arguments.parse(List.of(args), OPTIONS);
@@ -26,6 +27,15 @@ class ArgumentsTest {
     assertTrue(args.has("--json"));
     assertFalse(args.has("--help"));
     assertEquals(Optional.of("m.safetensors"), args.value("--model"));
+  }
+
+  @Test
+  void aRepeatableOptionKeepsEveryValueInOrder() throws UsageException {
+    Arguments args = parse("--include", "*.json", "x", "--include=*.safetensors", "--include", "*.json");
+    assertEquals(List.of("*.json", "*.safetensors", "*.json"), args.values("--include"));
+    assertEquals(List.of("x"), args.positional());
+    assertEquals(List.of(), parse("x").values("--include"));
+    assertEquals(Optional.empty(), args.value("--include"));
   }
 
   @Test

@@ -70,6 +70,82 @@ class VerifyCommandTest {
     Cli.assertNoStackTrace(result.err());
   }
 
+  private static String sha256(Path file) throws IOException {
+    try {
+      return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+          .digest(Files.readAllBytes(file)));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  @Test
+  void sha256WithoutAnExpectedHashIsReportedUncheckedNotPassed() throws IOException {
+    Path file = Cli.validFile(dir);
+    Cli.Result result = Cli.run("verify", "--sha256", file.toString());
+    assertEquals(0, result.exit(), result.err());
+    assertEquals("SHA256 " + sha256(file) + "  " + file.getFileName() + "  unchecked (no expected hash)\n"
+        + "OK " + file + ": 2 tensors, 12 bytes; SHA-256: 0 checked, 1 unchecked\n", result.out());
+  }
+
+  @Test
+  void sha256GivenOnTheCommandLineOrInASha256sumFileIsChecked() throws IOException {
+    Path file = Cli.validFile(dir);
+    String name = file.getFileName().toString();
+    String hash = sha256(file);
+    Cli.Result given = Cli.run("verify", "--expected-sha256", name + "=" + hash.toUpperCase(java.util.Locale.ROOT),
+        file.toString());
+    assertEquals(0, given.exit(), given.err());
+    assertEquals("SHA256 " + hash + "  " + name + "  ok (given)", given.outLines().getFirst());
+    Path list = Cli.write(dir, "SHA256SUMS", (hash + " *" + name + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    Cli.Result listed = Cli.run("verify", "--sha256-file", list.toString(), file.toString());
+    assertEquals(0, listed.exit(), listed.err());
+    assertTrue(listed.out().endsWith("; SHA-256: 1 checked, 0 unchecked\n"), listed.out());
+  }
+
+  @Test
+  void aSha256MismatchNamesTheFileTheExpectedAndTheActualHashAndExitsOne() throws IOException {
+    Path file = Cli.validFile(dir);
+    String wrong = "ab".repeat(32);
+    Cli.Result result = Cli.run("verify", "--expected-sha256", file.getFileName() + "=" + wrong, file.toString());
+    assertEquals(1, result.exit(), result.err());
+    assertEquals("", result.out());
+    assertEquals("INVALID " + file + ": SHA256_MISMATCH: SHA-256 " + sha256(file) + ", expected " + wrong
+        + " (given) (rule: " + Reason.SHA256_MISMATCH.rule() + ")\n", result.err());
+  }
+
+  @Test
+  void aCachedFileIsCheckedAgainstItsBlobName() throws IOException {
+    // The hub cache's layout: the snapshot's file links to a blob named by its SHA-256.
+    Path source = Cli.validFile(dir);
+    Path blobs = Files.createDirectories(dir.resolve("models--org--m/blobs"));
+    Path snapshot = Files.createDirectories(dir.resolve("models--org--m/snapshots/c"));
+    Path blob = Files.copy(source, blobs.resolve(sha256(source)));
+    Path link = Files.createSymbolicLink(snapshot.resolve("model.safetensors"), Path.of("../../blobs", sha256(source)));
+    Cli.Result ok = Cli.run("verify", "--sha256", snapshot.toString());
+    assertEquals(0, ok.exit(), ok.err());
+    assertEquals("SHA256 " + sha256(source) + "  model.safetensors  ok (the cache's blob name)", ok.outLines().getFirst());
+    // A blob damaged in place: same size, another byte.
+    byte[] bytes = Files.readAllBytes(blob);
+    bytes[bytes.length - 1] ^= 1;
+    Files.write(blob, bytes);
+    Cli.Result bad = Cli.run("verify", "--sha256", snapshot.toString());
+    assertEquals(1, bad.exit(), bad.err());
+    assertTrue(bad.err().startsWith("INVALID " + link + ": SHA256_MISMATCH: SHA-256 " + sha256(blob) + ", expected "
+        + sha256(source) + " (the cache's blob name)"), bad.err());
+  }
+
+  @Test
+  void sha256UsageErrors() throws IOException {
+    Path file = Cli.validFile(dir);
+    assertUsage(Cli.run("verify", "--expected-sha256", "nohash", file.toString()),
+        "loadstone verify: --expected-sha256 takes NAME=HEX, not 'nohash'");
+    assertUsage(Cli.run("verify", "--expected-sha256", "other.safetensors=" + "a".repeat(64), file.toString()),
+        "loadstone verify: no file 'other.safetensors' in " + file + " (its files: " + file.getFileName() + ")");
+    assertUsage(Cli.run("verify", "--expected-sha256", file.getFileName() + "=abc", file.toString()),
+        "loadstone verify: the SHA-256 given for '" + file.getFileName() + "' is not 64 hex digits: 'abc'");
+  }
+
   @Test
   void missingFileIsAnIoError() {
     Path missing = dir.resolve("missing.safetensors");

@@ -392,6 +392,19 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
   }
 
   /**
+   * The name of one of this checkpoint's files (of {@link #files()}, or the index): its path
+   * relative to the folder of the index or single file (a shard name, as an index names it),
+   * or, for a remote file, the last part of its URL.
+   */
+  public String nameOf(Path file) {
+    Path folder = path().getParent();
+    if (isRemote() || folder == null || file.getParent() == null) {
+      return String.valueOf(file.getFileName());
+    }
+    return folder.toAbsolutePath().relativize(file.toAbsolutePath()).toString();
+  }
+
+  /**
    * Whether the checkpoint's files are remote (opened from a URL): nothing is mapped, the
    * tensors' bytes are read by a COPY load, and an ALIAS load is refused.
    */

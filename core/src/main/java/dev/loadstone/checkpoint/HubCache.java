@@ -1,5 +1,6 @@
 package dev.loadstone.checkpoint;
 
+import dev.loadstone.internal.Sha256;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +12,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -115,6 +117,30 @@ public final class HubCache {
     }
     String repo = id.group(1) + "/" + id.group(2);
     return repo.length() <= MAX_ID_LENGTH && !repo.contains("--") && !repo.contains("..");
+  }
+
+  /**
+   * The SHA-256 a cached file must have, from its blob's name: a snapshot file that is a
+   * symbolic link into a {@code blobs/} folder, to a blob named by 64 hex digits (the hub names
+   * its LFS files' blobs by their SHA-256). Empty for a real file (a cache made without links)
+   * and for a blob named by a git blob id (a small file not stored with LFS): no name to check
+   * against.
+   */
+  public static Optional<String> blobSha256(Path file) {
+    if (!Files.isSymbolicLink(file)) {
+      return Optional.empty();
+    }
+    try {
+      Path target = file.resolveSibling(Files.readSymbolicLink(file)).normalize();
+      Path parent = target.getParent();
+      if (parent == null || parent.getFileName() == null || !parent.getFileName().toString().equals("blobs")) {
+        return Optional.empty();
+      }
+      String name = target.getFileName().toString();
+      return name.length() == 64 ? Sha256.parseHex(name) : Optional.empty();
+    } catch (IOException e) {
+      return Optional.empty();
+    }
   }
 
   /**

@@ -94,7 +94,7 @@ final class RemoteCheckpoints {
   }
 
   /** A relative path's segments percent-encoded for a URL ({@code /} kept, a backslash encoded). */
-  private static String encodePath(String relative) {
+  static String encodePath(String relative) {
     StringBuilder out = new StringBuilder();
     for (String segment : relative.split("/", -1)) {
       if (!out.isEmpty()) {

@@ -4,6 +4,7 @@ import dev.loadstone.engine.LoadPlan.Assignment;
 import dev.loadstone.internal.HttpSettings;
 import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
+import dev.loadstone.internal.UrlPath;
 import dev.loadstone.quantization.QuantizedWeight;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadException;
@@ -103,9 +104,15 @@ public final class ChunkedCopy<T> {
 
   /**
    * Elements {@code [first, first + count)} of an assignment's target, how their bytes are
-   * read, and where they lie in the tensor.
+   * read, and where they lie in the tensor; or, with {@code range} and no assignment, bytes read
+   * only to be hashed.
    */
-  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read, Pieces pieces) {}
+  private record Chunk<T>(Assignment<T> assignment, long first, long count, Read read, Pieces pieces,
+      OrderedDigests.Range range) {
+    Chunk(Assignment<T> assignment, long first, long count, Read read, Pieces pieces) {
+      this(assignment, first, count, read, pieces, null);
+    }
+  }
 
   /**
    * The chunk's {@code source} bytes as a one-dimensional view of {@code count} elements of the
@@ -121,10 +128,17 @@ public final class ChunkedCopy<T> {
   private static final class ChunkFailure extends RuntimeException {
     private static final long serialVersionUID = 1L;
     private final transient Assignment<?> assignment;
+    private final transient Path file;
 
     ChunkFailure(Assignment<?> assignment, Throwable cause) {
+      this(assignment, null, cause);
+    }
+
+    /** A failure reading bytes of {@code file} that only the hash reads. */
+    ChunkFailure(Assignment<?> assignment, Path file, Throwable cause) {
       super(cause);
       this.assignment = assignment;
+      this.file = file;
     }
   }
 
@@ -175,6 +189,21 @@ public final class ChunkedCopy<T> {
    *     at their next chunk
    */
   public void run(ChunkCopy<T> copy) throws LoadException {
+    OrderedDigests digests = null;
+    if (options.sha256()) {
+      try {
+        digests = new OrderedDigests(plan.source());
+      } catch (IllegalArgumentException e) {
+        throw new LoadException(e.getMessage(), plan.report(false), e);
+      }
+      checkExpectedNames();
+    }
+    try (OrderedDigests hashing = digests) {
+      run(copy, hashing);
+    }
+  }
+
+  private void run(ChunkCopy<T> copy, OrderedDigests digests) throws LoadException {
     Set<Path> positional = filesToReadPositionally();
     plan.noteReadDirectly(positional);
     ReadMode readMode = options.readMode() == ReadMode.DIRECT ? ReadMode.DIRECT : ReadMode.POSITIONAL;
@@ -237,6 +266,18 @@ public final class ChunkedCopy<T> {
       long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
       addChunks(chunks, assignment, pieces, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.MAPPED);
     }
+    if (digests != null) {
+      chunks = inHashOrder(chunks, digests);
+      for (Chunk<T> chunk : chunks) {
+        if (chunk.range() != null && chunk.range().file().isRemote()) {
+          int concurrency = UrlPath.remoteOf(chunk.range().file().path())
+              .map(f -> f.client().settings().concurrency()).orElse(1);
+          remoteReaders = Math.max(remoteReaders, concurrency);
+          rangeBytes = Math.max(rangeBytes, CHUNK_BYTES);
+        }
+      }
+    }
+    OrderedDigests hashes = digests;
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
     int threads = Math.max(options.threads(), Math.max(remoteReaders,
@@ -244,21 +285,155 @@ public final class ChunkedCopy<T> {
     try (PositionalReads reads = positional.isEmpty() ? null : new PositionalReads(plan.source(), readMode, threads);
          RangeReads ranges = remoteReaders == 0 ? null : new RangeReads(threads, rangeBytes)) {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
-        long bytes = switch (chunk.read()) {
-          case MAPPED -> copyChunk(chunk, copy);
-          case POSITIONAL -> readChunk(chunk, copy, (tensor, pieces, destinations, use) ->
-              reads.read(tensor, pieces, chunk.assignment().slice().isEmpty(), destinations, use));
-          case RANGE -> readChunk(chunk, copy, ranges::read);
-        };
-        plan.noteBytesRead(bytes);
-        long progress = chunk.assignment().dequantized().isPresent() ? bytes
-            : chunk.assignment().tensor().dtype().byteSize(chunk.count());
-        options.progress().onProgress(done.addAndGet(progress), total, chunk.assignment().name());
+        try {
+          if (chunk.range() != null) {
+            hashOnly(chunk.range(), hashes, ranges);
+            plan.noteBytesRead(chunk.range().length());
+            return;
+          }
+          long bytes = switch (chunk.read()) {
+            case MAPPED -> copyChunk(chunk, copy, hashes);
+            case POSITIONAL -> readChunk(chunk, copy, (tensor, pieces, destinations, use) ->
+                reads.read(tensor, pieces, chunk.assignment().slice().isEmpty(), destinations, use), hashes);
+            case RANGE -> readChunk(chunk, copy, ranges::read, hashes);
+          };
+          plan.noteBytesRead(bytes);
+          long progress = chunk.assignment().dequantized().isPresent() ? bytes
+              : chunk.assignment().tensor().dtype().byteSize(chunk.count());
+          options.progress().onProgress(done.addAndGet(progress), total, chunk.assignment().name());
+        } catch (RuntimeException | Error e) {
+          if (hashes != null) {
+            hashes.abort(e);
+          }
+          throw e;
+        }
       });
-    } catch (ChunkFailure e) {
+    } catch (ChunkFailure | OrderedDigests.Aborted e) {
+      Throwable real = e;
+      if (hashes != null && (e instanceof OrderedDigests.Aborted || e.getCause() instanceof OrderedDigests.Aborted)
+          && hashes.failure() != null) {
+        real = hashes.failure();
+      }
+      if (!(real instanceof ChunkFailure failure)) {
+        if (real instanceof Error error) {
+          throw error;
+        }
+        throw (RuntimeException) real;
+      }
+      if (failure.assignment == null) {
+        throw new LoadException(failure.file + ": reading bytes to hash them failed: "
+            + failure.getCause().getMessage(), plan.report(false), failure.getCause());
+      }
       @SuppressWarnings("unchecked")
-      Assignment<T> failed = (Assignment<T>) e.assignment;
-      throw plan.failure(failed, e.getCause());
+      Assignment<T> failed = (Assignment<T>) failure.assignment;
+      throw plan.failure(failed, failure.getCause());
+    }
+    if (hashes != null) {
+      checkHashes(hashes.finish());
+    }
+  }
+
+  /** The name a file of the load has in {@link LoadOptions#expectedSha256()}. */
+  private String nameOf(Path file) {
+    return plan.source() instanceof dev.loadstone.checkpoint.Checkpoint checkpoint
+        ? checkpoint.nameOf(file) : String.valueOf(file.getFileName());
+  }
+
+  /** Refuses expected hashes for files the load does not have, before anything is read. */
+  private void checkExpectedNames() throws LoadException {
+    Set<String> names = new java.util.TreeSet<>();
+    List<Path> files = plan.source() instanceof dev.loadstone.checkpoint.Checkpoint checkpoint
+        ? checkpoint.files() : List.of(plan.source().path());
+    files.forEach(file -> names.add(nameOf(file)));
+    for (String name : options.expectedSha256().keySet()) {
+      if (!names.contains(name)) {
+        throw new LoadException(plan.source().path() + ": a SHA-256 is expected of '" + name
+            + "', which is no file of the checkpoint (its files: " + String.join(", ", names) + ")",
+            plan.report(false), null);
+      }
+    }
+  }
+
+  /** Notes the hashes for the report and fails the load on one that differs from the expected. */
+  private void checkHashes(Map<Path, String> hashes) throws LoadException {
+    plan.noteSha256(hashes);
+    for (Map.Entry<Path, String> entry : hashes.entrySet()) {
+      String expected = options.expectedSha256().get(nameOf(entry.getKey()));
+      if (expected != null && !expected.equalsIgnoreCase(entry.getValue())) {
+        throw new LoadException(entry.getKey() + ": SHA-256 " + entry.getValue() + ", expected "
+            + expected.toLowerCase(java.util.Locale.ROOT) + " (LoadOptions.expectedSha256): the file is not"
+            + " the one expected, and nothing is loaded", plan.report(false), null);
+      }
+    }
+  }
+
+  /**
+   * The chunks with the bytes no copy reads added as hash-only chunks, each file's chunks in
+   * file order and the files interleaved (dequantized chunks, which the hash does not take
+   * bytes from, first).
+   */
+  private List<Chunk<T>> inHashOrder(List<Chunk<T>> chunks, OrderedDigests digests) {
+    Map<Path, List<long[]>> covered = new HashMap<>();
+    Map<Path, List<Chunk<T>>> perFile = new java.util.LinkedHashMap<>();
+    List<Chunk<T>> order = new ArrayList<>();
+    for (Chunk<T> chunk : chunks) {
+      if (chunk.assignment().dequantized().isPresent()) {
+        order.add(chunk);
+        continue;
+      }
+      TensorView tensor = chunk.assignment().tensor();
+      long start = digests.filePosition(tensor, tensor.dtype().byteSize(chunk.first()));
+      covered.computeIfAbsent(tensor.file().orElseThrow(), f -> new ArrayList<>())
+          .add(new long[] {start, start + tensor.dtype().byteSize(chunk.count())});
+      perFile.computeIfAbsent(tensor.file().orElseThrow(), f -> new ArrayList<>()).add(chunk);
+    }
+    for (OrderedDigests.Range range : digests.uncovered(covered, CHUNK_BYTES)) {
+      perFile.computeIfAbsent(range.file().path(), f -> new ArrayList<>())
+          .add(new Chunk<>(null, 0, 0, range.file().isRemote() ? Read.RANGE : Read.MAPPED, null, range));
+    }
+    for (List<Chunk<T>> file : perFile.values()) {
+      file.sort(Comparator.comparingLong(chunk -> position(chunk, digests)));
+    }
+    order.addAll(OrderedDigests.interleave(new ArrayList<>(perFile.values())));
+    return order;
+  }
+
+  private static <T> long position(Chunk<T> chunk, OrderedDigests digests) {
+    if (chunk.range() != null) {
+      return chunk.range().position();
+    }
+    TensorView tensor = chunk.assignment().tensor();
+    return digests.filePosition(tensor, tensor.dtype().byteSize(chunk.first()));
+  }
+
+  /** Hands a copied chunk's bytes (as read from the file) to its file's digest, in order. */
+  private static <T> void hash(Chunk<T> chunk, OrderedDigests digests, MemorySegment bytes) {
+    if (digests != null) {
+      TensorView tensor = chunk.assignment().tensor();
+      digests.add(tensor.file().orElseThrow(), position(chunk, digests), bytes);
+    }
+  }
+
+  /** Reads bytes no copy reads (the header, tensors not loaded) and hashes them. */
+  private void hashOnly(OrderedDigests.Range range, OrderedDigests digests, RangeReads ranges) {
+    Path file = range.file().path();
+    try {
+      if (range.file().isRemote()) {
+        RemoteFile remote = UrlPath.remoteOf(file).orElseThrow();
+        ranges.readRaw(remote, range.position(), range.length(), "bytes read to hash them",
+            bytes -> digests.add(file, range.position(), bytes));
+        return;
+      }
+      MemorySegment bytes = digests.mapped(range);
+      Posix.madvise(bytes, Posix.MADV_POPULATE_READ);
+      digests.add(file, range.position(), bytes);
+      if (options.releaseMappedPages()) {
+        Posix.madvise(bytes, Posix.MADV_DONTNEED);
+      }
+    } catch (OrderedDigests.Aborted e) {
+      throw e;
+    } catch (RuntimeException | InternalError e) {
+      throw new ChunkFailure(null, file, e);
     }
   }
 
@@ -311,7 +486,7 @@ public final class ChunkedCopy<T> {
    * straight into its destination where the backend names one for bytes copied as they are,
    * else into a staging buffer the backend copies from. Returns the bytes read.
    */
-  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, ChunkRead reads) {
+  private long readChunk(Chunk<T> chunk, ChunkCopy<T> copy, ChunkRead reads, OrderedDigests digests) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
     try {
@@ -319,9 +494,20 @@ public final class ChunkedCopy<T> {
       List<Pieces.ByteRange> ranges = pieces.stream()
           .map(p -> new Pieces.ByteRange(tensor.dtype().byteSize(p.source()), tensor.dtype().byteSize(p.count()))).toList();
       boolean asStored = tensor.dtype() == assignment.targetDType();
-      return reads.read(tensor, ranges,
+      boolean[] handed = new boolean[pieces.size()];
+      long bytes = reads.read(tensor, ranges,
           i -> asStored ? destinations.of(assignment, pieces.get(i).destination(), pieces.get(i).count()) : Optional.empty(),
-          (i, source) -> copy.copy(assignment, pieces.get(i).destination(), pieces.get(i).count(), source));
+          (i, source) -> {
+            handed[i] = true;
+            copy.copy(assignment, pieces.get(i).destination(), pieces.get(i).count(), source);
+            hash(chunk, digests, source);
+          });
+      if (digests != null && asStored && pieces.size() == 1 && !handed[0]) {
+        // Read straight into the destination: the file's bytes as they are. (A load that hashes
+        // has no partition, so its chunks are one piece each.)
+        hash(chunk, digests, destinations.of(assignment, chunk.first(), chunk.count()).orElseThrow());
+      }
+      return bytes;
     } catch (RuntimeException e) {
       throw new ChunkFailure(assignment, e);
     }
@@ -331,7 +517,7 @@ public final class ChunkedCopy<T> {
    * Copies one chunk out of the mapping, piece by piece, with its page advice (for pieces of a
    * page or more); returns the bytes read.
    */
-  private long copyChunk(Chunk<T> chunk, ChunkCopy<T> copy) {
+  private long copyChunk(Chunk<T> chunk, ChunkCopy<T> copy, OrderedDigests digests) {
     Assignment<T> assignment = chunk.assignment();
     TensorView tensor = assignment.tensor();
     boolean interruptedBefore = Thread.currentThread().isInterrupted();
@@ -353,6 +539,7 @@ public final class ChunkedCopy<T> {
           Posix.madvise(source, Posix.MADV_POPULATE_READ);
         }
         copy.copy(assignment, piece.destination(), piece.count(), source);
+        hash(chunk, digests, source);
         if (advised && options.releaseMappedPages()) {
           // Whole pages inside the piece only; the page cache keeps the data, and a page read
           // again is read back from it.

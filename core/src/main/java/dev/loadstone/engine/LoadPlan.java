@@ -146,6 +146,7 @@ public final class LoadPlan<T> {
   private final Set<Path> readDirectly = new TreeSet<>();
   private final java.util.concurrent.atomic.AtomicLong bytesReadFromFiles = new java.util.concurrent.atomic.AtomicLong();
   private volatile boolean copied;
+  private final Map<Path, String> sha256 = new LinkedHashMap<>();
 
   private LoadPlan(TensorSource checkpoint, LoadOptions options) {
     this.checkpoint = checkpoint;
@@ -412,6 +413,11 @@ public final class LoadPlan<T> {
     readDirectly.addAll(files);
   }
 
+  /** Notes the files' SHA-256s computed in the copy, for the report. */
+  void noteSha256(Map<Path, String> hashes) {
+    sha256.putAll(hashes);
+  }
+
   /** The pairs to load, in the order of the targets. */
   public List<Assignment<T>> assignments() {
     return assignments;
@@ -463,6 +469,7 @@ public final class LoadPlan<T> {
       bytesRead = bytesReadFromFiles.get();
     }
     return new LoadReport(options.mode(), loaded, missing, unexpected, mismatches, conversions, dequantized, renamed,
-        bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9, List.copyOf(readDirectly));
+        bytesRead, bytesWritten, (System.nanoTime() - started) / 1e9, List.copyOf(readDirectly),
+        sha256);
   }
 }

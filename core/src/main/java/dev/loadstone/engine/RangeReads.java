@@ -6,8 +6,9 @@ import dev.loadstone.safetensors.TensorView;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.util.Optional;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
 /**
@@ -72,6 +73,25 @@ final class RangeReads implements AutoCloseable {
       bytesRead += length;
     }
     return bytesRead;
+  }
+
+  /**
+   * Reads bytes {@code [position, position + length)} of a remote file (at most the staging
+   * size) into a staging buffer that {@code use} gets before it is reused: bytes no tensor's
+   * copy reads (the header), read to hash them.
+   *
+   * @throws UncheckedIOException naming the URL if the read fails
+   */
+  void readRaw(RemoteFile file, long position, long length, String what, Consumer<MemorySegment> use) {
+    stages.withBuffer(length, stage -> {
+      MemorySegment bytes = stage.asSlice(0, length);
+      try {
+        file.client().read(file.object(), position, bytes, what);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e.getMessage(), e);
+      }
+      use.accept(bytes);
+    });
   }
 
   @Override

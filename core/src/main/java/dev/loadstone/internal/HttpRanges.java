@@ -113,6 +113,7 @@ public final class HttpRanges {
     private final String etag;
     private final String lastModified;
     private volatile URI location;
+    private Map<String, String> firstHeaders = Map.of();
 
     RemoteObject(URI url, long size, String etag, String lastModified, URI location) {
       this.url = url;
@@ -137,6 +138,17 @@ public final class HttpRanges {
       return Optional.ofNullable(etag);
     }
 
+    /**
+     * A header of the first request for the object, from the first of its responses (the URL's
+     * own, then each redirect's) that had it: how the hub's {@code X-Linked-Etag},
+     * {@code X-Linked-Size} and {@code X-Repo-Commit}, sent on its redirect to the CDN, are read.
+     *
+     * @param name the header's name, in any case
+     */
+    public Optional<String> firstHeader(String name) {
+      return Optional.ofNullable(firstHeaders.get(name.toLowerCase(java.util.Locale.ROOT)));
+    }
+
     @Override
     public String toString() {
       return describe(url);
@@ -154,7 +166,19 @@ public final class HttpRanges {
    *     the server refuses, or cannot serve ranges
    */
   public Start readStart(URI url, MemorySegment target) throws IOException {
-    Exchange exchange = retrying(url, () -> exchange(url, url, 0, target.byteSize() - 1, target, null, false, 0));
+    return readStart(url, 0, target);
+  }
+
+  /**
+   * Reads bytes from {@code from} of the object at {@code url} into {@code target} (fewer when
+   * the object ends before), and how large it is: {@link #readStart(URI, MemorySegment)} from
+   * another byte (a download that resumes).
+   *
+   * @throws RemoteReadException if the object does not exist, is not longer than {@code from}
+   *     ({@link RemoteReadException#emptyObject()}: HTTP 416), or the server refuses
+   */
+  public Start readStart(URI url, long from, MemorySegment target) throws IOException {
+    Exchange exchange = retrying(url, () -> exchange(url, url, from, from + target.byteSize() - 1, target, null, false, 0));
     if (exchange.received != exchange.expected) {
       throw new RemoteReadException(describe(url) + ": the response ended after " + exchange.received + " of "
           + exchange.expected + " bytes (a short body)", -1);
@@ -289,6 +313,7 @@ public final class HttpRanges {
   private Exchange exchange(URI url, URI location, long from, long to, MemorySegment target, RemoteObject object,
       boolean exact, long limit) throws IOException {
     URI current = location;
+    Map<String, String> seen = new HashMap<>();
     for (int hop = 0; ; hop++) {
       Exchange exchange = new Exchange(url, from, to, target, object, exact, limit);
       HttpRequest.Builder request = HttpRequest.newBuilder(current).GET().timeout(settings.stallTimeout());
@@ -299,6 +324,14 @@ public final class HttpRanges {
         request.header("Authorization", "Bearer " + settings.token().orElseThrow());
       }
       exchange.send(client, request.build(), settings.stallTimeout());
+      HttpHeaders headers = exchange.headers;
+      if (headers != null) {
+        headers.map().forEach((name, values) -> {
+          if (!values.isEmpty()) {
+            seen.putIfAbsent(name.toLowerCase(java.util.Locale.ROOT), values.getFirst());
+          }
+        });
+      }
       if (exchange.redirect != null) {
         if (hop == MAX_REDIRECTS) {
           throw new RemoteReadException(describe(url) + ": more than " + MAX_REDIRECTS + " redirects", exchange.status);
@@ -314,10 +347,123 @@ public final class HttpRanges {
         continue;
       }
       if (from >= 0) {
+        if (object == null) {
+          exchange.object.firstHeaders = Map.copyOf(seen);
+        }
         exchange.object.location = current;
       }
       return exchange;
     }
+  }
+
+  private RemoteReadException accessRefused(URI url, int code) {
+    return new RemoteReadException(describe(url) + ": access refused (HTTP " + code + ")"
+        + (settings.sendsTokenTo(url) ? "; the token was sent" : settings.token().isPresent()
+            ? "; the token is sent only to " + describe(settings.tokenOrigin()) : "; no token set (HF_TOKEN)"), code);
+  }
+
+  /**
+   * What a {@code HEAD} request said about an object.
+   *
+   * @param status the last response's status: 200, or a redirect to another origin
+   * @param headers the last response's headers, by lower-case name (first values)
+   * @param location where the object's bytes are: the URL (after same-origin redirects), or
+   *     the other origin a redirect named
+   */
+  public record Head(int status, Map<String, String> headers, URI location) {
+    /** Copies the headers. */
+    public Head {
+      headers = Map.copyOf(headers);
+    }
+
+    /** A header's value, by its name in any case. */
+    public Optional<String> header(String name) {
+      return Optional.ofNullable(headers.get(name.toLowerCase(java.util.Locale.ROOT)));
+    }
+  }
+
+  /**
+   * Asks for an object's headers with {@code HEAD}, following redirects only within the URL's
+   * origin (a renamed repository, say) and stopping at one to another origin (the hub's CDN),
+   * whose headers and location it returns: how {@code huggingface_hub} asks the hub about a
+   * file. Resets, 5xx and 429 are retried as reads are; the token goes as for reads.
+   *
+   * @throws RemoteReadException if the object does not exist ({@link RemoteReadException#notFound()})
+   *     or access is refused
+   */
+  public Head head(URI url) throws IOException {
+    URI current = url;
+    int hops = 0;
+    for (int failures = 1; ; failures++) {
+      HttpRequest.Builder request = HttpRequest.newBuilder(current)
+          .method("HEAD", HttpRequest.BodyPublishers.noBody()).timeout(settings.stallTimeout());
+      if (settings.sendsTokenTo(current)) {
+        request.header("Authorization", "Bearer " + settings.token().orElseThrow());
+      }
+      HttpResponse<Void> response;
+      Optional<Duration> retryAfter = Optional.empty();
+      String failure;
+      try {
+        response = client.send(request.build(), HttpResponse.BodyHandlers.discarding());
+        int code = response.statusCode();
+        if (code != 429 && code < 500) {
+          Map<String, String> headers = new HashMap<>();
+          response.headers().map().forEach((name, values) -> {
+            if (!values.isEmpty()) {
+              headers.put(name.toLowerCase(java.util.Locale.ROOT), values.getFirst());
+            }
+          });
+          if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+            URI next;
+            try {
+              next = current.resolve(response.headers().firstValue("Location").orElseThrow(() ->
+                  new RemoteReadException(describe(url) + ": HTTP " + code + " without a Location", code)));
+            } catch (IllegalArgumentException e) {
+              throw new RemoteReadException(describe(url) + ": redirected to an invalid location", code, e);
+            }
+            if (sameOrigin(next, current) && hops++ < MAX_REDIRECTS) {
+              current = next;
+              failures = 0;
+              continue;
+            }
+            return new Head(code, headers, next);
+          }
+          if (code == 404 || code == 410) {
+            throw new RemoteReadException(describe(url) + ": not found (HTTP " + code + ")", code);
+          }
+          if (code == 401 || code == 403) {
+            throw accessRefused(url, code);
+          }
+          if (code != 200) {
+            throw new RemoteReadException(describe(url) + ": HTTP " + code + " to HEAD", code);
+          }
+          return new Head(code, headers, current);
+        }
+        failure = "HTTP " + code;
+        retryAfter = retryAfter(response.headers());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException(describe(url) + ": interrupted");
+      } catch (RemoteReadException e) {
+        throw e;
+      } catch (IOException e) {
+        failure = e instanceof java.net.http.HttpTimeoutException
+            ? "no response within " + settings.stallTimeout().toMillis() + " ms" : "the connection failed: " + e;
+      }
+      if (failures > settings.retries()) {
+        throw new IOException(describe(url) + ": " + failure + "; gave up after " + settings.retries() + " retries");
+      }
+      sleep(retryAfter.isPresent() ? retryAfter.get() : backoff(failures));
+    }
+  }
+
+  private static boolean sameOrigin(URI a, URI b) {
+    return a.getScheme() != null && a.getScheme().equalsIgnoreCase(b.getScheme())
+        && a.getHost() != null && a.getHost().equalsIgnoreCase(b.getHost()) && port(a) == port(b);
+  }
+
+  private static int port(URI uri) {
+    return uri.getPort() != -1 ? uri.getPort() : "https".equalsIgnoreCase(uri.getScheme()) ? 443 : 80;
   }
 
   /** {@code scheme://host[:port]/path} of a URL: no query (a signature), no user information. */
@@ -336,6 +482,7 @@ public final class HttpRanges {
     final long limit;
     RemoteObject object;
     volatile int status;
+    volatile HttpHeaders headers;
     volatile String redirect;
     volatile IOException refusal;
     volatile long received;
@@ -411,6 +558,7 @@ public final class HttpRanges {
       lastProgress = System.nanoTime();
       status = info.statusCode();
       HttpHeaders headers = info.headers();
+      this.headers = headers;
       try {
         judge(headers);
       } catch (IOException e) {
@@ -435,9 +583,7 @@ public final class HttpRanges {
         throw new RemoteReadException(describe(url) + ": not found (HTTP " + code + ")", code);
       }
       if (code == 401 || code == 403) {
-        throw new RemoteReadException(describe(url) + ": access refused (HTTP " + code + ")"
-            + (settings.sendsTokenTo(url) ? "; the token was sent" : settings.token().isPresent()
-                ? "; the token is sent only to " + describe(settings.tokenOrigin()) : "; no token set (HF_TOKEN)"), code);
+        throw accessRefused(url, code);
       }
       if (from < 0) {
         if (code != 200) {

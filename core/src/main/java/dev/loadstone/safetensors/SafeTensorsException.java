@@ -125,7 +125,11 @@ public class SafeTensorsException extends IOException {
     /** A snapshot file is a symbolic link to nothing. */
     DANGLING_LINK("every snapshot file that is a symbolic link leads to an existing blob"),
     /** A file the checkpoint needs is a partial download ({@code .incomplete}). */
-    INCOMPLETE_DOWNLOAD("every file the checkpoint needs is a finished download, not a .incomplete blob");
+    INCOMPLETE_DOWNLOAD("every file the checkpoint needs is a finished download, not a .incomplete blob"),
+
+    // Integrity (see dev.loadstone.checkpoint.FileHashes).
+    /** A file's SHA-256 differs from the one expected of it (given, the cache's blob name, the hub's). */
+    SHA256_MISMATCH("a file's SHA-256 equals the one expected of it");
 
     private final String rule;
 

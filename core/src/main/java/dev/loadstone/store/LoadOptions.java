@@ -1,6 +1,7 @@
 package dev.loadstone.store;
 
 import dev.loadstone.safetensors.DType;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Consumer;
@@ -35,10 +36,19 @@ import java.util.function.Consumer;
  * @param partition one rank's share of the checkpoint for tensor parallelism: variables have
  *     the slice shapes and only the slices' bytes are read (see {@link Partition}); empty to
  *     load whole tensors
+ * @param sha256 whether to compute the SHA-256 of every file of the checkpoint in the same
+ *     pass as the load ({@link LoadReport#sha256()}): the header and every byte of every file,
+ *     tensors not loaded included, each file hashed in order as its chunks are copied (a file
+ *     is read once); an ALIAS load then reads every byte in, as with {@code prefetch}
+ * @param expectedSha256 SHA-256s (64 hex digits) by file name (relative to the checkpoint's
+ *     folder, as in an index; for a remote file, the last part of its URL): a file whose hash
+ *     differs fails the load with a {@link LoadException} naming the file, the expected and the
+ *     actual hash, and no variable claims to be loaded; a name that is no file of the
+ *     checkpoint fails it too. Non-empty implies {@code sha256}
  */
 public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMapping names,
     LoadProgress progress, boolean releaseMappedPages, Optional<DType> createDType, ReadMode readMode,
-    boolean prefetch, Optional<Partition> partition) {
+    boolean prefetch, Optional<Partition> partition, boolean sha256, Map<String, String> expectedSha256) {
 
   /** Checks the values. */
   public LoadOptions {
@@ -48,6 +58,19 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     Objects.requireNonNull(createDType, "createDType");
     Objects.requireNonNull(readMode, "readMode");
     Objects.requireNonNull(partition, "partition");
+    expectedSha256 = Map.copyOf(expectedSha256);
+    for (Map.Entry<String, String> entry : expectedSha256.entrySet()) {
+      if (!entry.getValue().matches("[0-9a-fA-F]{64}")) {
+        throw new IllegalArgumentException("the SHA-256 expected of '" + entry.getKey()
+            + "' is not 64 hex digits: '" + entry.getValue() + "'");
+      }
+    }
+    sha256 |= !expectedSha256.isEmpty();
+    if (sha256 && partition.isPresent() && partition.get().world() > 1) {
+      throw new IllegalArgumentException("a load that hashes its files reads every byte of them, and a partition of "
+          + partition.get().world() + " ranks reads only its slices: hash the files apart (FileHashes,"
+          + " loadstone verify --sha256), or load without the partition");
+    }
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be at least 1, not " + threads);
     }
@@ -59,7 +82,8 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
    */
   public static LoadOptions defaults() {
     return new LoadOptions(LoadMode.COPY, true, Runtime.getRuntime().availableProcessors(),
-        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty(), ReadMode.AUTO, false, Optional.empty());
+        NameMapping.identity(), LoadProgress.NONE, true, Optional.empty(), ReadMode.AUTO, false, Optional.empty(),
+        false, Map.of());
   }
 
   /** With another load mode. */
@@ -118,12 +142,29 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     return with(o -> o.partition = Optional.of(newPartition));
   }
 
+  /** Whether to compute each file's SHA-256 in the same pass as the load (off by default). */
+  public LoadOptions withSha256(boolean newSha256) {
+    return with(o -> o.sha256 = newSha256);
+  }
+
+  /**
+   * With the SHA-256 each file must have, by file name (see the class description); hashing on
+   * unless {@code newExpected} is empty.
+   */
+  public LoadOptions withExpectedSha256(Map<String, String> newExpected) {
+    return with(o -> {
+      o.expectedSha256 = newExpected;
+      o.sha256 |= !newExpected.isEmpty();
+    });
+  }
+
   /** A copy with one change: each {@code with} method names only what it changes. */
   private LoadOptions with(Consumer<Draft> change) {
     Draft draft = new Draft(this);
     change.accept(draft);
     return new LoadOptions(draft.mode, draft.strict, draft.threads, draft.names, draft.progress,
-        draft.releaseMappedPages, draft.createDType, draft.readMode, draft.prefetch, draft.partition);
+        draft.releaseMappedPages, draft.createDType, draft.readMode, draft.prefetch, draft.partition, draft.sha256,
+        draft.expectedSha256);
   }
 
   /** The fields of a copy being made. */
@@ -138,6 +179,8 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
     ReadMode readMode;
     boolean prefetch;
     Optional<Partition> partition;
+    boolean sha256;
+    Map<String, String> expectedSha256;
 
     Draft(LoadOptions from) {
       mode = from.mode;
@@ -150,6 +193,8 @@ public record LoadOptions(LoadMode mode, boolean strict, int threads, NameMappin
       readMode = from.readMode;
       prefetch = from.prefetch;
       partition = from.partition;
+      sha256 = from.sha256;
+      expectedSha256 = from.expectedSha256;
     }
   }
 }

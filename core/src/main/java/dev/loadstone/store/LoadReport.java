@@ -33,10 +33,12 @@ import java.util.Map;
  * @param seconds wall time of the load, planning included
  * @param readDirectly the files read with positional reads rather than through the mapping
  *     ({@link ReadMode}), in file order
+ * @param sha256 with {@link LoadOptions#sha256()}, each file's SHA-256 (64 lower-case hex
+ *     digits) computed in the load's pass, by file; else empty
  */
 public record LoadReport(LoadMode mode, List<String> loaded, List<String> missing, List<String> unexpected,
     List<Mismatch> mismatches, List<Conversion> conversions, List<Dequantized> dequantized, Map<String, String> renamed,
-    long bytesRead, long bytesWritten, double seconds, List<Path> readDirectly) {
+    long bytesRead, long bytesWritten, double seconds, List<Path> readDirectly, Map<Path, String> sha256) {
 
   /** Copies the collections. */
   public LoadReport {
@@ -48,6 +50,7 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
     dequantized = List.copyOf(dequantized);
     renamed = Map.copyOf(renamed);
     readDirectly = List.copyOf(readDirectly);
+    sha256 = Map.copyOf(sha256);
   }
 
   /** Whether every variable was filled: nothing missing, nothing mismatched. */
@@ -117,6 +120,7 @@ public record LoadReport(LoadMode mode, List<String> loaded, List<String> missin
     appendList(text, "mismatched", mismatches.stream().map(Mismatch::toString).toList());
     appendList(text, "dequantized", dequantized.stream().map(Dequantized::toString).toList());
     appendList(text, "read directly", readDirectly.stream().map(Path::toString).toList());
+    appendList(text, "sha256", sha256.entrySet().stream().map(e -> e.getValue() + "  " + e.getKey()).sorted().toList());
     return text.toString();
   }
 

@@ -52,9 +52,9 @@ final class Loader {
     }
     if (options.mode() == LoadMode.ALIAS) {
       bindAliases(plan);
-      if (options.prefetch()) {
+      if (options.prefetch() || options.sha256()) {
         // The engine's chunks with nothing to copy: each is mapped in (MADV_POPULATE_READ, which
-        // reads a cold file in) on all threads, and kept.
+        // reads a cold file in) on all threads, and kept; hashed on the way if asked.
         new ChunkedCopy<>(plan, options.withReadMode(ReadMode.MAPPED).withReleaseMappedPages(false))
             .run((assignment, first, count, source) -> { });
       }
