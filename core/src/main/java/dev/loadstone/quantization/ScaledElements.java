@@ -21,6 +21,8 @@ final class ScaledElements implements Dequantizer {
   private final int blockColumns;
   private final int gridColumns;
   private final float[] decoded = new float[256];
+  /** Whether {@link VectorBytes} decodes the stored values. */
+  private final boolean vectorDecode;
 
   ScaledElements(TensorView weight, TensorView scales, Optional<TensorView> zeros, long blockRows, int blockColumns) {
     this.weight = weight;
@@ -31,6 +33,7 @@ final class ScaledElements implements Dequantizer {
     this.blockColumns = blockColumns;
     this.gridColumns = (int) Scheme.ceilDiv(columns, blockColumns);
     DType dtype = weight.dtype();
+    this.vectorDecode = RowEncoder.VECTOR_PRODUCTS && VectorBytes.decodes(dtype);
     for (int bits = 0; bits < 256; bits++) {
       decoded[bits] = dtype == DType.I8 ? (byte) bits : (float) dtype.decodeDouble(bits);   // exact
     }
@@ -63,13 +66,17 @@ final class ScaledElements implements Dequantizer {
         stagedBlockRow = blockRow;
       }
       Staging.bytes(weight, row * columns, stored, 0, columns);
+      int decodedByVectors = vectorDecode ? VectorBytes.decode(weight.dtype(), stored, quantized, columns) : 0;
       if (zero == null) {
-        for (int c = 0; c < columns; c++) {
+        for (int c = decodedByVectors; c < columns; c++) {
           quantized[c] = decoded[stored[c] & 0xFF];
         }
       } else {
-        for (int c = 0; c < columns; c++) {
-          quantized[c] = decoded[stored[c] & 0xFF] - zero[c];   // integers: exact
+        for (int c = 0; c < decodedByVectors; c++) {
+          quantized[c] -= zero[c];   // integers: exact
+        }
+        for (int c = decodedByVectors; c < columns; c++) {
+          quantized[c] = decoded[stored[c] & 0xFF] - zero[c];
         }
       }
       sink.row(row, quantized, scale);
