@@ -20,6 +20,7 @@ final class GroupIndex {
   private final int groups;
   private final Path file;
   private volatile int[] groupOfColumn;
+  private volatile int[] runEnds;
 
   /**
    * @param gIdx the {@code g_idx} tensor, if the checkpoint has one ({@code [columns]}, I32 or I64)
@@ -63,6 +64,27 @@ final class GroupIndex {
       }
       return groupOfColumn;
     }
+  }
+
+  /**
+   * Where each run of consecutive columns of one group ends (exclusive), in order: column /
+   * group size gives one run per group, a {@code g_idx} permutation may give many.
+   */
+  int[] runEnds() {
+    int[] known = runEnds;
+    if (known != null) {
+      return known;
+    }
+    int[] group = groupOfColumn();
+    int[] ends = new int[columns];
+    int count = 0;
+    for (int c = 1; c <= columns; c++) {
+      if (c == columns || group[c] != group[c - 1]) {
+        ends[count++] = c;
+      }
+    }
+    runEnds = java.util.Arrays.copyOf(ends, count);
+    return runEnds;
   }
 
   private int[] compute() {

@@ -88,6 +88,7 @@ final class PackedInts implements Dequantizer {
   @Override
   public void dequantize(long firstRow, int rows, RowSink sink) {
     int[] groupOf = groups.groupOfColumn();
+    int[] runEnds = groups.runEnds();
     int groupCount = groups.groups();
     float[] scale = stageScales(firstRow, rows, groupCount);
     int[] zero = stageZeros(firstRow, rows, groupCount);
@@ -98,10 +99,15 @@ final class PackedInts implements Dequantizer {
     for (int r = 0; r < rows; r++) {
       unpackRow(words, firstRow, r, rows, q);
       int base = r * groupCount;
-      for (int c = 0; c < columns; c++) {
-        int g = base + groupOf[c];
-        quantized[c] = q[c] - zero[g];   // a difference of small integers: exact
-        scaleOfColumn[c] = scale[g];
+      int start = 0;
+      for (int end : runEnds) {   // a run of columns of one group: one zero point, one scale
+        int g = base + groupOf[start];
+        int z = zero[g];
+        for (int c = start; c < end; c++) {
+          quantized[c] = q[c] - z;   // a difference of small integers: exact
+        }
+        java.util.Arrays.fill(scaleOfColumn, start, end, scale[g]);
+        start = end;
       }
       sink.row(firstRow + r, quantized, scaleOfColumn);
     }
@@ -217,8 +223,9 @@ final class PackedInts implements Dequantizer {
   private void unpackRow(int[] words, long firstRow, int r, int rows, int[] q) {
     switch (layout) {
       case GPTQ -> {
-        for (int c = 0; c < columns; c++) {
-          q[c] = (words[(c / perWord) * rows + r] >>> (bits * (c % perWord))) & mask;
+        for (int w = 0, c = 0; c < columns; w++) {
+          unpackWord(words[w * rows + r], q, c);
+          c += perWord;
         }
       }
       case AWQ -> {
@@ -233,10 +240,19 @@ final class PackedInts implements Dequantizer {
       case COMPRESSED_TENSORS -> {
         int wordsPerRow = words.length / rows;
         int base = r * wordsPerRow;
-        for (int c = 0; c < columns; c++) {
-          q[c] = (words[base + c / perWord] >>> (bits * (c % perWord))) & mask;
+        for (int w = 0, c = 0; c < columns; w++) {
+          unpackWord(words[base + w], q, c);
+          c += perWord;
         }
       }
+    }
+  }
+
+  /** The integers of one word, least significant first, into {@code q[at, at + perWord)} (fewer at the row's end). */
+  private void unpackWord(int word, int[] q, int at) {
+    int end = Math.min(q.length, at + perWord);
+    for (int c = at, shift = 0; c < end; c++, shift += bits) {
+      q[c] = (word >>> shift) & mask;
     }
   }
 
