@@ -1,6 +1,8 @@
 package dev.loadstone.llama;
 
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.quantization.QuantizedWeight;
+import dev.loadstone.quantization.Quantization;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadMode;
@@ -39,7 +41,8 @@ import java.util.Set;
  * loaded with {@link LoadMode#ALIAS} when every weight is F32, F16 or BF16: the variables are the
  * checkpoint's read-only file mapping, and a BF16 checkpoint is used as mapped, without a
  * converted copy. Otherwise (or when {@link Options#weightType()} asks for it) the weights are
- * copied and converted into the model's own memory, with {@link LoadMode#COPY}. Aliased weights
+ * copied and converted into the model's own memory, with {@link LoadMode#COPY}; a quantized
+ * checkpoint's weights are dequantized there, into their logical dtype. Aliased weights
  * stay readable while the model is open; {@link #close()} unmaps them.
  *
  * <p><b>A file that changes under the model.</b> Aliased weights are only as stable as the file:
@@ -73,7 +76,10 @@ public final class LlamaModel implements AutoCloseable {
    *
    * @param threads the threads that load and run the model, the caller's included
    * @param weightType empty to read the weights in their stored dtype where the kernels can (an
-   *     ALIAS load); else the dtype (F32, F16 or BF16) to copy them into (a COPY load)
+   *     ALIAS load), and a quantized checkpoint's weights (FP8 with scales, GPTQ, AWQ,
+   *     compressed-tensors; {@link dev.loadstone.quantization.Quantization}) dequantized on load
+   *     into their logical dtype (a COPY load); else the dtype (F32, F16 or BF16) to copy or
+   *     dequantize them into
    * @param directMappedReads whether the kernels read aliased weights straight from the file
    *     mapping (faster decoding; a file truncated under the model kills the JVM) rather than
    *     through small per-thread copies (a truncated file is an exception); no effect on a COPY
@@ -197,23 +203,25 @@ public final class LlamaModel implements AutoCloseable {
     ThreadTeam team = null;
     try {
       List<ExpectedWeight> weights = expectedWeights(config);
-      LoadMode mode = LoadMode.ALIAS;
-      if (options.weightType().isPresent()) {
-        mode = LoadMode.COPY;
-      } else {
-        for (ExpectedWeight weight : weights) {
-          Optional<TensorView> tensor = checkpoint.find(weight.name());
-          if (tensor.isPresent() && !READABLE.contains(tensor.get().dtype())) {
-            mode = LoadMode.COPY;
-          }
+      Quantization quantization = Quantization.of(checkpoint);
+      // Each weight in the dtype the kernels would read it in: its stored one, a quantized
+      // weight's logical one (dequantized on load), F32 for the rest; all of them copied when
+      // any must be (a quantized or unreadable weight, or a dtype asked for).
+      LoadMode mode = options.weightType().isPresent() ? LoadMode.COPY : LoadMode.ALIAS;
+      Map<String, DType> dtypes = new java.util.HashMap<>();
+      for (ExpectedWeight weight : weights) {
+        Optional<QuantizedWeight> quantized = quantization.weight(weight.name());
+        Optional<DType> natural = quantized.isPresent() ? Optional.of(quantized.get().dtype())
+            : checkpoint.find(weight.name()).map(TensorView::dtype);
+        if (quantized.isPresent() || natural.isPresent() && !READABLE.contains(natural.get())) {
+          mode = LoadMode.COPY;
         }
+        dtypes.put(weight.name(), options.weightType()
+            .orElse(natural.filter(READABLE::contains).orElse(DType.F32)));
       }
-      DType copyType = options.weightType().orElse(DType.F32);
       Scope root = store.root();
       for (ExpectedWeight weight : weights) {
-        DType dtype = mode == LoadMode.COPY ? copyType
-            : checkpoint.find(weight.name()).map(TensorView::dtype).orElse(DType.F32);
-        root.zeros(weight.name(), dtype, weight.shape());
+        root.zeros(weight.name(), dtypes.get(weight.name()), weight.shape());
       }
       LoadReport report = store.load(checkpoint, LoadOptions.defaults()
           .withMode(mode).withThreads(options.threads()).withPrefetch(mode == LoadMode.ALIAS && options.prefetch())
