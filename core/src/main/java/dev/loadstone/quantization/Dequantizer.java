@@ -13,11 +13,14 @@ interface Dequantizer {
 
   /**
    * Receives one row: value {@code c} is {@code quantized[c] * scales[c]}, exactly. The arrays
-   * are reused for the next row.
+   * are reused for the next row. {@code ordinary} says that every quantized value is zero or of
+   * a magnitude in [2^-16, 2^17] and every scale zero or of a magnitude in [2^-64, 2^64]
+   * ({@link RowEncoder#ordinaryScales}): no product is then tiny, huge or NaN, and its rounding
+   * error is a float, which lets {@link RowEncoder} skip its check for such products.
    */
   @FunctionalInterface
   interface RowSink {
-    void row(long row, float[] quantized, float[] scales);
+    void row(long row, float[] quantized, float[] scales, boolean ordinary);
   }
 
   /**

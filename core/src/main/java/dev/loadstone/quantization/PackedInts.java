@@ -91,6 +91,8 @@ final class PackedInts implements Dequantizer {
     int[] runEnds = groups.runEnds();
     int groupCount = groups.groups();
     float[] scale = stageScales(firstRow, rows, groupCount);
+    // Differences of integers below 2^9: ordinary values whenever the scales are.
+    boolean ordinary = RowEncoder.ordinaryScales(scale, scale.length);
     int[] zero = stageZeros(firstRow, rows, groupCount);
     int[] words = stageWords(firstRow, rows);
     int[] q = new int[columns];
@@ -109,7 +111,7 @@ final class PackedInts implements Dequantizer {
         java.util.Arrays.fill(scaleOfColumn, start, end, scale[g]);
         start = end;
       }
-      sink.row(firstRow + r, quantized, scaleOfColumn);
+      sink.row(firstRow + r, quantized, scaleOfColumn, ordinary);
     }
   }
 

@@ -144,8 +144,8 @@ public final class QuantizedWeight {
     RowEncoder encoder = new RowEncoder(target, columns);
     for (long row = firstRow; row < firstRow + rowCount; row += step) {
       int rows = (int) Math.min(step, firstRow + rowCount - row);
-      dequantizer.dequantize(row, rows, (r, quantized, scales) ->
-          encoder.write(quantized, scales, columns, destination, destinationOffset + (r - firstRow) * rowBytes));
+      dequantizer.dequantize(row, rows, (r, quantized, scales, ordinary) ->
+          encoder.write(quantized, scales, columns, ordinary, destination, destinationOffset + (r - firstRow) * rowBytes));
     }
   }
 

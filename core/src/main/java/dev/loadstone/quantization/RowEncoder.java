@@ -51,10 +51,26 @@ final class RowEncoder {
   }
 
   /**
-   * Writes the {@code count} values {@code quantized[i] * scales[i]} at {@code offset} bytes into
-   * {@code destination}.
+   * Whether each of {@code scales[0, count)} is zero or of a magnitude in [2^-64, 2^64]: with
+   * quantized values that are zero or in [2^-16, 2^17], every product is then zero or of a
+   * magnitude in [2^-80, 2^81], where its rounding error is a float
+   * ({@link Dequantizer.RowSink}).
    */
-  void write(float[] quantized, float[] scales, int count, MemorySegment destination, long offset) {
+  static boolean ordinaryScales(float[] scales, int count) {
+    for (int i = 0; i < count; i++) {
+      float magnitude = Math.abs(scales[i]);
+      if (!(magnitude == 0 || magnitude >= 0x1p-64f && magnitude <= 0x1p64f)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Writes the {@code count} values {@code quantized[i] * scales[i]} at {@code offset} bytes into
+   * {@code destination}; {@code ordinary} as {@link Dequantizer.RowSink} defines it.
+   */
+  void write(float[] quantized, float[] scales, int count, boolean ordinary, MemorySegment destination, long offset) {
     switch (target) {
       case F64 -> {
         for (int i = 0; i < count; i++) {
@@ -69,14 +85,14 @@ final class RowEncoder {
         MemorySegment.copy(floats, 0, destination, FLOAT, offset, count);
       }
       case BF16 -> {
-        int done = VECTOR_PRODUCTS ? VectorProducts.bfloat16(quantized, scales, destination, offset, count) : 0;
+        int done = VECTOR_PRODUCTS ? VectorProducts.bfloat16(quantized, scales, ordinary, destination, offset, count) : 0;
         for (int i = done; i < count; i++) {
           halves[i] = bfloat16(productRoundedToOdd(quantized[i], scales[i]));
         }
         MemorySegment.copy(halves, done, destination, SHORT, offset + 2L * done, count - done);
       }
       case F16 -> {
-        int done = VECTOR_PRODUCTS ? VectorProducts.roundedToOdd(quantized, scales, floats, count) : 0;
+        int done = VECTOR_PRODUCTS ? VectorProducts.roundedToOdd(quantized, scales, ordinary, floats, count) : 0;
         for (int i = done; i < count; i++) {
           floats[i] = productRoundedToOdd(quantized[i], scales[i]);
         }

@@ -48,10 +48,12 @@ final class ScaledElements implements Dequantizer {
     float[] scaleRow = new float[gridColumns];
     byte[] zeroRow = new byte[gridColumns];
     long stagedBlockRow = -1;
+    boolean ordinaryScales = false;
     for (long row = firstRow; row < firstRow + rows; row++) {
       long blockRow = row / blockRows;
       if (blockRow != stagedBlockRow) {
         Staging.floats(scales, blockRow * gridColumns, scaleRow, 0, gridColumns);
+        ordinaryScales = RowEncoder.ordinaryScales(scaleRow, gridColumns);
         if (zero != null) {
           Staging.bytes(zeros.get(), blockRow * gridColumns, zeroRow, 0, gridColumns);
         }
@@ -67,9 +69,12 @@ final class ScaledElements implements Dequantizer {
       }
       Staging.bytes(weight, row * columns, stored, 0, columns);
       int decodedByVectors = vectorDecode ? VectorBytes.decode(weight.dtype(), stored, quantized, columns) : 0;
+      // 8-bit values are ordinary but for NaN and infinity, which only the table decodes.
+      boolean finite = true;
       if (zero == null) {
         for (int c = decodedByVectors; c < columns; c++) {
           quantized[c] = decoded[stored[c] & 0xFF];
+          finite &= Float.isFinite(quantized[c]);
         }
       } else {
         for (int c = 0; c < decodedByVectors; c++) {
@@ -77,9 +82,10 @@ final class ScaledElements implements Dequantizer {
         }
         for (int c = decodedByVectors; c < columns; c++) {
           quantized[c] = decoded[stored[c] & 0xFF] - zero[c];
+          finite &= Float.isFinite(quantized[c]);
         }
       }
-      sink.row(row, quantized, scale);
+      sink.row(row, quantized, scale, ordinaryScales && finite);
     }
   }
 }

@@ -33,13 +33,13 @@ final class VectorProducts {
    * @return how many elements were written (a multiple of the lane count); the caller does the
    *     rest
    */
-  static int roundedToOdd(float[] quantized, float[] scales, float[] into, int count) {
+  static int roundedToOdd(float[] quantized, float[] scales, boolean ordinary, float[] into, int count) {
     VectorSpecies<Float> species = Species.FLOATS;
     int bound = species.loopBound(count);
     for (int i = 0; i < bound; i += species.length()) {
       FloatVector q = FloatVector.fromArray(species, quantized, i);
       FloatVector s = FloatVector.fromArray(species, scales, i);
-      IntVector odd = roundedToOdd(q, s);
+      IntVector odd = roundedToOdd(q, s, ordinary);
       if (odd == null) {
         for (int k = i; k < i + species.length(); k++) {
           into[k] = RowEncoder.productRoundedToOdd(quantized[k], scales[k]);
@@ -58,13 +58,13 @@ final class VectorProducts {
    * @return how many elements were written (a multiple of the lane count); the caller does the
    *     rest
    */
-  static int bfloat16(float[] quantized, float[] scales, MemorySegment target, long offset, int count) {
+  static int bfloat16(float[] quantized, float[] scales, boolean ordinary, MemorySegment target, long offset, int count) {
     VectorSpecies<Float> species = Species.FLOATS;
     int bound = species.loopBound(count);
     for (int i = 0; i < bound; i += species.length()) {
       FloatVector q = FloatVector.fromArray(species, quantized, i);
       FloatVector s = FloatVector.fromArray(species, scales, i);
-      IntVector odd = roundedToOdd(q, s);
+      IntVector odd = roundedToOdd(q, s, ordinary);
       if (odd == null) {
         for (int k = i; k < i + species.length(); k++) {
           float value = RowEncoder.productRoundedToOdd(quantized[k], scales[k]);
@@ -81,15 +81,13 @@ final class VectorProducts {
     return bound;
   }
 
-  /** The products rounded to odd, as float bits; null where the fast rule does not cover a lane. */
-  private static IntVector roundedToOdd(FloatVector q, FloatVector s) {
+  /**
+   * The products rounded to odd, as float bits; null where the fast rule does not cover a lane
+   * (never for {@code ordinary} factors, which it covers without a check).
+   */
+  private static IntVector roundedToOdd(FloatVector q, FloatVector s, boolean ordinary) {
     FloatVector product = q.mul(s);
-    FloatVector magnitude = product.abs();
-    VectorMask<Float> covered = magnitude.compare(VectorOperators.GE, RowEncoder.SMALLEST_EXACT_ERROR_PRODUCT)
-        .and(magnitude.compare(VectorOperators.LE, Float.MAX_VALUE))
-        .or(q.compare(VectorOperators.EQ, 0f).or(s.compare(VectorOperators.EQ, 0f))
-            .and(product.compare(VectorOperators.EQ, 0f)));   // exact zeros
-    if (!covered.allTrue()) {
+    if (!ordinary && !covered(q, s, product)) {
       return null;
     }
     FloatVector error = q.fma(s, product.neg());
@@ -100,5 +98,15 @@ final class VectorProducts {
     // +1 (away from zero) where error and product share a sign, else -1.
     IntVector step = errorBits.lanewise(VectorOperators.XOR, bits).lanewise(VectorOperators.ASHR, 31).or(1);
     return bits.add(step, inexactEven);
+  }
+
+  /** Whether the fast rule covers every lane: not tiny, huge or NaN products, but exact zeros. */
+  private static boolean covered(FloatVector q, FloatVector s, FloatVector product) {
+    FloatVector magnitude = product.abs();
+    return magnitude.compare(VectorOperators.GE, RowEncoder.SMALLEST_EXACT_ERROR_PRODUCT)
+        .and(magnitude.compare(VectorOperators.LE, Float.MAX_VALUE))
+        .or(q.compare(VectorOperators.EQ, 0f).or(s.compare(VectorOperators.EQ, 0f))
+            .and(product.compare(VectorOperators.EQ, 0f)))   // exact zeros
+        .allTrue();
   }
 }

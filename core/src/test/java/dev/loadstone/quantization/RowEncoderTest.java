@@ -17,12 +17,20 @@ import org.junit.jupiter.api.Test;
  */
 class RowEncoderTest {
 
-  /** What {@link RowEncoder#write} stores for the products, decoded. */
+  /** What {@link RowEncoder#write} stores for the products, decoded; ordinary as a dequantizer would say. */
   private static double[] written(float[] quantized, float[] scales, DType dtype) {
+    boolean ordinary = RowEncoder.ordinaryScales(scales, scales.length);
+    for (float q : quantized) {
+      ordinary &= q == 0 || Math.abs(q) >= 0x1p-16f && Math.abs(q) <= 0x1p17f;
+    }
+    return written(quantized, scales, ordinary, dtype);
+  }
+
+  private static double[] written(float[] quantized, float[] scales, boolean ordinary, DType dtype) {
     int count = quantized.length;
     try (Arena arena = Arena.ofConfined()) {
       MemorySegment out = arena.allocate(dtype.byteSize(count));
-      new RowEncoder(dtype, count).write(quantized, scales, count, out, 0);
+      new RowEncoder(dtype, count).write(quantized, scales, count, ordinary, out, 0);
       double[] values = new double[count];
       for (int i = 0; i < count; i++) {
         long bits = switch (dtype) {
@@ -134,8 +142,27 @@ class RowEncoderTest {
         scales[i] = random.nextBoolean() ? 0f : -0f;
       }
     }
+    // The ordinary runs alone, written as ordinary (no per-vector check): the same rule.
+    int ordinaryCount = count / 2;
+    float[] ordinaryQuantized = new float[ordinaryCount];
+    float[] ordinaryScales = new float[ordinaryCount];
+    for (int i = 0, at = 0; i < count; i++) {
+      if ((i / 64) % 2 == 0) {
+        ordinaryQuantized[at] = quantized[i];
+        ordinaryScales[at++] = scales[i];
+      }
+    }
+    assertTrue(RowEncoder.ordinaryScales(ordinaryScales, ordinaryCount));
+    for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
+      double[] values = written(ordinaryQuantized, ordinaryScales, true, dtype);
+      for (int i = 0; i < ordinaryCount; i++) {
+        double expected = reference((double) ordinaryQuantized[i] * ordinaryScales[i], dtype);
+        assertEquals(expected, values[i], 0.0, "ordinary " + dtype + " of " + ordinaryQuantized[i] + " * " + ordinaryScales[i]);
+        assertEquals(Math.copySign(1.0, expected), Math.copySign(1.0, values[i]), "the sign of zero");
+      }
+    }
     for (DType dtype : new DType[] {DType.BF16, DType.F16, DType.F32, DType.F64}) {
-      double[] values = written(quantized, scales, dtype);
+      double[] values = written(quantized, scales, false, dtype);
       for (int i = 0; i < count; i++) {
         double exact = (double) quantized[i] * scales[i];
         double expected = reference(exact, dtype);
@@ -153,6 +180,15 @@ class RowEncoderTest {
               "scalar and vector paths of " + quantized[i] + " * " + scales[i]);
         }
       }
+    }
+  }
+
+  @Test
+  void ordinaryScalesAreZeroOrBetweenTwoToTheMinusAndPlus64() {
+    assertTrue(RowEncoder.ordinaryScales(new float[] {0f, -0f, 0x1p-64f, -0x1p64f, 1e-3f}, 5));
+    for (float outside : new float[] {0x1p-65f, 0x1.000002p64f, Float.MIN_VALUE, Float.NaN, Float.POSITIVE_INFINITY}) {
+      assertTrue(!RowEncoder.ordinaryScales(new float[] {1f, outside}, 2), "not ordinary: " + outside);
+      assertTrue(RowEncoder.ordinaryScales(new float[] {1f, outside}, 1), "only the first count are looked at");
     }
   }
 }
