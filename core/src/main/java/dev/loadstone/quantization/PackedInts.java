@@ -225,7 +225,8 @@ final class PackedInts implements Dequantizer {
   private void unpackRow(int[] words, long firstRow, int r, int rows, int[] q) {
     switch (layout) {
       case GPTQ -> {
-        for (int w = 0, c = 0; c < columns; w++) {
+        int done = RowEncoder.VECTOR_PRODUCTS ? VectorInts.unpack(words, r, rows, bits, q, columns) : 0;
+        for (int w = done / perWord, c = w * perWord; c < columns; w++) {
           unpackWord(words[w * rows + r], q, c);
           c += perWord;
         }
@@ -242,7 +243,8 @@ final class PackedInts implements Dequantizer {
       case COMPRESSED_TENSORS -> {
         int wordsPerRow = words.length / rows;
         int base = r * wordsPerRow;
-        for (int w = 0, c = 0; c < columns; w++) {
+        int done = RowEncoder.VECTOR_PRODUCTS ? VectorInts.unpack(words, base, 1, bits, q, columns) : 0;
+        for (int w = done / perWord, c = w * perWord; c < columns; w++) {
           unpackWord(words[base + w], q, c);
           c += perWord;
         }
