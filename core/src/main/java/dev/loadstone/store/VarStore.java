@@ -2,6 +2,7 @@ package dev.loadstone.store;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.engine.Declaration;
 import dev.loadstone.engine.Parallel;
 import dev.loadstone.quantization.Quantization;
 import dev.loadstone.quantization.QuantizedWeight;
@@ -77,42 +78,16 @@ public final class VarStore implements AutoCloseable {
    *     configuration cannot be read
    */
   public static VarStore declaredFor(Checkpoint checkpoint, LoadOptions options) throws IOException {
+    List<Declaration> declarations = Declaration.of(checkpoint, options);
     VarStore store = new VarStore();
     try {
-      Quantization quantization = options.mode() == LoadMode.COPY ? Quantization.of(checkpoint) : null;
-      for (TensorView tensor : checkpoint.tensors()) {
-        Optional<QuantizedWeight> weight = quantization == null ? Optional.empty()
-            : quantization.holding(tensor.name()).filter(w -> w.problem().isEmpty());
-        if (weight.isPresent()) {
-          Optional<String> name = options.names().apply(weight.get().name());
-          if (weight.get().tensors().getFirst() == tensor && name.isPresent()) {
-            store.root().zeros(name.get(), options.createDType().orElse(weight.get().dtype()), weight.get().shape());
-          }
-          continue;
-        }
-        Optional<String> name = options.names().apply(tensor.name());
-        if (name.isEmpty()) {
-          continue;
-        }
-        store.root().zeros(name.get(), tensor.dtype().convertingFloatsTo(options.createDType()), shapeOf(tensor, options));
+      for (Declaration declaration : declarations) {
+        store.root().zeros(declaration.name(), declaration.dtype(), declaration.shape());
       }
       return store;
-    } catch (IOException | RuntimeException | Error e) {
+    } catch (RuntimeException | Error e) {
       store.close();
       throw e;
-    }
-  }
-
-  /**
-   * The shape of the variable {@link #fromCheckpoint} creates for a tensor: its slice's with a
-   * partition; the tensor's where the partition's rule cannot cut it, so that the load refuses
-   * it, naming the file and the rule.
-   */
-  private static long[] shapeOf(TensorView tensor, LoadOptions options) {
-    try {
-      return options.partition().map(p -> p.shapeOf(tensor.name(), tensor.shape())).orElse(tensor.shape());
-    } catch (IllegalArgumentException e) {
-      return tensor.shape();
     }
   }
 

@@ -60,7 +60,8 @@ final class ModuleLoad {
         ScalarType type = tensor.scalar_type();
         targets.put(name, new Target<>(tensor, TorchTensors.shape(tensor), TorchTensors.dtype(type), type.name()));
       });
-      LoadPlan<Tensor> plan = LoadPlan.create(checkpoint, options, targets, ModuleLoad::refusal);
+      LoadPlan<Tensor> plan = LoadPlan.create(checkpoint, options, targets, ModuleLoad::refusal,
+          cannotDequantize(targets));
       plan.requireAcceptable();
       device.ifPresent(d -> moveTo(d, targets, plan.assignments()));
       LibtorchThreads.keepingThreadSetting(() -> new ChunkedCopy<>(plan, options)
@@ -73,6 +74,24 @@ final class ModuleLoad {
           .run(ModuleLoad::copyChunk));
       return plan.report(true);
     }
+  }
+
+  /**
+   * Why this load cannot dequantize, if it cannot: quantized weights are computed by Loadstone
+   * into the tensors' host memory, so every tensor must be a contiguous CPU tensor and stay one.
+   */
+  private Optional<String> cannotDequantize(Map<String, Target<Tensor>> targets) {
+    if (device.isPresent() && !device.get().is_cpu()) {
+      return Optional.of("the libtorch backend dequantizes into CPU tensors only (load on the CPU, then move the module)");
+    }
+    for (Map.Entry<String, Target<Tensor>> entry : targets.entrySet()) {
+      Tensor tensor = entry.getValue().handle();
+      if (!tensor.is_cpu() || !tensor.is_contiguous()) {
+        return Optional.of("the libtorch backend dequantizes into contiguous CPU tensors only, and '"
+            + entry.getKey() + "' is " + (tensor.is_cpu() ? "strided" : "not on the CPU"));
+      }
+    }
+    return Optional.empty();
   }
 
   private static Optional<String> refusal(TensorView tensor, DType target) {
@@ -141,12 +160,12 @@ final class ModuleLoad {
     Tensor target = assignment.target().handle();
     try (PointerScope scope = new PointerScope()) {
       return MemorySegment.ofAddress(target.data_ptr().address())
-          .reinterpret(assignment.targetDType().byteSize(assignment.tensor().elementCount()));
+          .reinterpret(assignment.targetDType().byteSize(assignment.elementCount()));
     }
   }
 
   /**
-   * Whether a tensor is copied by Loadstone rather than by {@code copy_}: into contiguous CPU
+   * Whether a tensor is copied by Loadstone rather than by {@code copy_}: a dequantized weight, or into contiguous CPU
    * memory, as the same dtype or BF16 or F16 widened to F32, copies whose result is the same bits
    * whoever makes them (a test compares the widenings with libtorch's for every input).
    * Loadstone's copy writes with streaming stores (the BF16 widening runs about 1.4x faster than
@@ -154,6 +173,9 @@ final class ModuleLoad {
    * rather than a fault in native code.
    */
   private static boolean copiedOnHost(Assignment<Tensor> assignment) {
+    if (assignment.dequantized().isPresent()) {
+      return true;   // planned only for contiguous CPU tensors (cannotDequantize)
+    }
     DType from = assignment.tensor().dtype();
     DType to = assignment.targetDType();
     Tensor target = assignment.target().handle();

@@ -2,19 +2,20 @@ package dev.loadstone.torch;
 
 import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.checkpoint.CheckpointWriter;
+import dev.loadstone.engine.Declaration;
 import dev.loadstone.engine.Parallel;
 import dev.loadstone.safetensors.DType;
 import dev.loadstone.safetensors.SafeTensorsWriter;
 import dev.loadstone.safetensors.TensorView;
 import dev.loadstone.store.LoadOptions;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -70,7 +71,8 @@ public final class TorchModules {
    * A module with one zero-filled tensor per checkpoint tensor, as a model's constructor would
    * make it (allocated and written, on {@link LoadOptions#threads()} threads), not yet loaded:
    * names mapped by {@code options}, float tensors converted to {@link LoadOptions#createDType()}
-   * when set. Float and complex tensors
+   * when set, a quantized weight one tensor of its logical shape and dtype (dequantized on load).
+   * Float and complex tensors
    * become parameters, integer and BOOL tensors buffers (libtorch gives no gradient to those).
    * Dotted names become submodules: {@code "model.norm.weight"} is parameter {@code weight} of
    * submodule {@code norm} of submodule {@code model}.
@@ -78,6 +80,8 @@ public final class TorchModules {
    * @param device {@code cpu}, {@code cuda} or {@code cuda:N}
    * @throws IllegalArgumentException if a tensor's dtype has no libtorch type, a name cannot be
    *     a libtorch name (an empty part), or the device is not available
+   * @throws UncheckedIOException wrapping a {@link dev.loadstone.checkpoint.CheckpointException}
+   *     if the checkpoint's quantization configuration cannot be read
    */
   public static Module create(Checkpoint checkpoint, LoadOptions options, String device) {
     return create(checkpoint, options, Libtorch.device(device), true);
@@ -99,28 +103,30 @@ public final class TorchModules {
     Map<String, Module> modules = new HashMap<>();
     modules.put("", root);
     List<Tensor> created = new ArrayList<>();
-    for (TensorView tensor : checkpoint.tensors()) {
-      Optional<String> name = options.names().apply(tensor.name());
-      if (name.isEmpty()) {
-        continue;
-      }
-      DType dtype = tensor.dtype().convertingFloatsTo(options.createDType());
+    List<Declaration> declarations;
+    try {
+      declarations = Declaration.of(checkpoint, options);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e.getMessage(), e);
+    }
+    for (Declaration declaration : declarations) {
+      DType dtype = declaration.dtype();
+      String name = declaration.name();
       ScalarType type = TorchTensors.scalarType(dtype).orElseThrow(() -> new IllegalArgumentException(
-          tensor.name() + ": libtorch has no " + tensor.dtype() + " tensors"));
-      Tensor value = torch.empty(tensor.shape(), new TensorOptions(device).dtype(new ScalarTypeOptional(type)),
+          name + ": libtorch has no " + dtype + " tensors"));
+      Tensor value = torch.empty(declaration.shape(), new TensorOptions(device).dtype(new ScalarTypeOptional(type)),
           new MemoryFormatOptional());
-      int dot = name.get().lastIndexOf('.');
-      String leaf = name.get().substring(dot + 1);
+      int dot = name.lastIndexOf('.');
+      String leaf = name.substring(dot + 1);
       try {
-        Module owner = module(modules, dot < 0 ? "" : name.get().substring(0, dot));
+        Module owner = module(modules, dot < 0 ? "" : name.substring(0, dot));
         if (dtype.isFloatingPoint() || dtype == DType.C64) {
           owner.register_parameter(leaf, value);
         } else {
           owner.register_buffer(leaf, value);
         }
       } catch (RuntimeException e) {
-        throw new IllegalArgumentException("tensor '" + tensor.name() + "' cannot be registered as '"
-            + name.get() + "': " + firstLine(e), e);
+        throw new IllegalArgumentException("tensor '" + name + "' cannot be registered: " + firstLine(e), e);
       }
       created.add(value);
     }
