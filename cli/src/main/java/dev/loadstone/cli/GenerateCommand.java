@@ -48,7 +48,7 @@ final class GenerateCommand implements Command {
 
   @Override
   public String summary() {
-    return "generate text with a Llama model (LlamaForCausalLM, F32/F16/BF16 weights)";
+    return "generate text with a Llama model (LlamaForCausalLM; F32/F16/BF16, FP8 or 4-bit weights)";
   }
 
   @Override
@@ -57,7 +57,9 @@ final class GenerateCommand implements Command {
         DIR is a Hugging Face model directory: config.json and model.safetensors, or
         model.safetensors.index.json and its shards. F32, F16 and BF16 weights are read where
         they lie in the mapped files (an ALIAS load, no converted copy); other dtypes are copied
-        into F32.
+        into F32. A quantized checkpoint (config.json's quantization_config: FP8 with scales,
+        GPTQ, AWQ, compressed-tensors) is dequantized on load into its logical dtype (BF16
+        for the hub's models), the rest copied as stored.
 
         --prompt TEXT is encoded with DIR's tokenizer.json, after the beginning-of-sequence
         token of config.json (bos_token_id) when there is one, and the generated text is
