@@ -1,0 +1,144 @@
+package dev.loadstone.s3;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Properties;
+import java.util.concurrent.atomic.AtomicLong;
+import org.gaul.s3proxy.AuthenticationType;
+import org.gaul.s3proxy.S3Proxy;
+import org.jclouds.ContextBuilder;
+import org.jclouds.blobstore.BlobStore;
+import org.jclouds.blobstore.BlobStoreContext;
+import org.jclouds.filesystem.reference.FilesystemConstants;
+
+/**
+ * A real S3-compatible server for the tests: S3Proxy in this JVM, on a free port of 127.0.0.1,
+ * keeping its objects in a temporary folder (jclouds' filesystem store), checking AWS v4
+ * signatures made with fixed test keys. Clients reach it through a counting relay (also on
+ * 127.0.0.1), so that tests can tell how many bytes a command transferred.
+ */
+final class S3Server implements AutoCloseable {
+  static final String ACCESS_KEY = "loadstone-test-access";
+  static final String SECRET_KEY = "loadstone-test-secret";
+
+  private final Path root;
+  private final BlobStoreContext context;
+  private final S3Proxy proxy;
+  private final ServerSocket relay;
+  private final AtomicLong bytesToClient = new AtomicLong();
+
+  S3Server() throws Exception {
+    root = Files.createTempDirectory("loadstone-s3proxy");
+    Properties properties = new Properties();
+    properties.setProperty(FilesystemConstants.PROPERTY_BASEDIR, root.toString());
+    context = ContextBuilder.newBuilder("filesystem").overrides(properties).build(BlobStoreContext.class);
+    proxy = S3Proxy.builder()
+        .blobStore(context.getBlobStore())
+        .endpoint(URI.create("http://127.0.0.1:0"))
+        .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+        .build();
+    proxy.start();
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (!proxy.getState().equals("STARTED")) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("S3Proxy did not start: " + proxy.getState());
+      }
+      Thread.sleep(10);
+    }
+    relay = new ServerSocket();
+    relay.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+    Thread.ofVirtual().start(this::accept);
+  }
+
+  /** The endpoint clients use: the counting relay. */
+  URI endpoint() {
+    return URI.create("http://127.0.0.1:" + relay.getLocalPort());
+  }
+
+  /** The bytes the server sent to clients (headers and bodies) since the last reset. */
+  long bytesToClient() {
+    return bytesToClient.get();
+  }
+
+  void resetCount() {
+    bytesToClient.set(0);
+  }
+
+  BlobStore blobs() {
+    return context.getBlobStore();
+  }
+
+  /** Creates a bucket. */
+  void bucket(String name) {
+    blobs().createContainerInLocation(null, name);
+  }
+
+  /** Writes (or replaces) an object. */
+  void put(String bucket, String key, byte[] bytes) {
+    blobs().putBlob(bucket, blobs().blobBuilder(key).payload(bytes).contentLength(bytes.length).build());
+  }
+
+  /** Uploads every file of a local folder under {@code prefix} (which ends with {@code /}). */
+  void putFolder(String bucket, String prefix, Path folder) throws IOException {
+    try (var files = Files.list(folder)) {
+      for (Path file : files.toList()) {
+        put(bucket, prefix + file.getFileName(), Files.readAllBytes(file));
+      }
+    }
+  }
+
+  private void accept() {
+    while (!relay.isClosed()) {
+      try {
+        Socket client = relay.accept();
+        Socket server = new Socket(InetAddress.getLoopbackAddress(), proxy.getPort());
+        Thread.ofVirtual().start(() -> pump(client, server, null));
+        Thread.ofVirtual().start(() -> pump(server, client, bytesToClient));
+      } catch (IOException e) {
+        if (!relay.isClosed()) {
+          throw new UncheckedIOException(e);
+        }
+      }
+    }
+  }
+
+  private static void pump(Socket from, Socket to, AtomicLong counter) {
+    byte[] buffer = new byte[256 << 10];
+    try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+      for (int n; (n = in.read(buffer)) >= 0; ) {
+        out.write(buffer, 0, n);
+        if (counter != null) {
+          counter.addAndGet(n);
+        }
+      }
+    } catch (IOException e) {
+      // the other side closed
+    } finally {
+      try {
+        from.close();
+        to.close();
+      } catch (IOException e) {
+        // closing
+      }
+    }
+  }
+
+  @Override
+  public void close() throws Exception {
+    relay.close();
+    proxy.stop();
+    context.close();
+    try (var walk = Files.walk(root)) {
+      walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    }
+  }
+}
