@@ -14,7 +14,9 @@ module dev.loadstone.s3 {
   requires software.amazon.awssdk.identity.spi;
   requires software.amazon.awssdk.http;
   requires software.amazon.awssdk.http.urlconnection;
-  requires software.amazon.awssdk.http.apache;
+
+  // S3Urls, for the command line's baseline; the provider itself is found by the service loader.
+  exports dev.loadstone.s3;
 
   provides dev.loadstone.remote.RemoteStoreProvider with dev.loadstone.s3.S3StoreProvider;
 }

@@ -1,36 +1,28 @@
 package dev.loadstone.s3;
 
 import java.net.URI;
-import java.util.Locale;
 import java.util.Optional;
 
 /**
  * Where and how the S3 client connects, beyond what the SDK's provider chains find: the endpoint
- * override (S3-compatible stores), path-style addressing, and the HTTP client.
+ * override (S3-compatible stores) and path-style addressing.
  *
  * @param endpoint the endpoint override, if any
  * @param pathStyle whether buckets are addressed in the path ({@code http://host/bucket/key})
- * @param httpClient {@code urlconnection} or {@code apache}
  */
-record S3Settings(Optional<URI> endpoint, boolean pathStyle, String httpClient) {
+record S3Settings(Optional<URI> endpoint, boolean pathStyle) {
 
   /**
    * From the environment: the endpoint from {@code aws.endpointUrlS3}, {@code aws.endpointUrl}
    * (system properties), {@code AWS_ENDPOINT_URL_S3}, {@code AWS_ENDPOINT_URL} (the SDK's
    * names, in its order); path style when an endpoint is set, unless
-   * {@code loadstone.s3.pathStyle} (or {@code LOADSTONE_S3_PATH_STYLE}) says {@code false};
-   * the HTTP client from {@code loadstone.s3.httpClient} ({@code LOADSTONE_S3_HTTP_CLIENT}).
+   * {@code loadstone.s3.pathStyle} (or {@code LOADSTONE_S3_PATH_STYLE}) says {@code false}.
    */
   static S3Settings fromEnvironment() {
     Optional<URI> endpoint = first(System.getProperty("aws.endpointUrlS3"), System.getProperty("aws.endpointUrl"),
         System.getenv("AWS_ENDPOINT_URL_S3"), System.getenv("AWS_ENDPOINT_URL")).map(S3Settings::endpoint);
     Optional<String> pathStyle = first(System.getProperty("loadstone.s3.pathStyle"), System.getenv("LOADSTONE_S3_PATH_STYLE"));
-    String client = first(System.getProperty("loadstone.s3.httpClient"), System.getenv("LOADSTONE_S3_HTTP_CLIENT"))
-        .orElse("apache").toLowerCase(Locale.ROOT);
-    if (!client.equals("apache") && !client.equals("urlconnection")) {
-      throw new IllegalArgumentException("loadstone.s3.httpClient is apache or urlconnection, not '" + client + "'");
-    }
-    return new S3Settings(endpoint, pathStyle.map(Boolean::parseBoolean).orElse(endpoint.isPresent()), client);
+    return new S3Settings(endpoint, pathStyle.map(Boolean::parseBoolean).orElse(endpoint.isPresent()));
   }
 
   private static URI endpoint(String text) {

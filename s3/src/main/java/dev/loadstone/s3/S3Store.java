@@ -26,7 +26,6 @@ import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.http.SdkHttpClient;
-import software.amazon.awssdk.http.apache.ApacheHttpClient;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
@@ -52,6 +51,16 @@ final class S3Store implements RemoteStore {
   private static final int COPY_BYTES = 256 << 10;
   private static final ThreadLocal<byte[]> BUFFERS = ThreadLocal.withInitial(() -> new byte[COPY_BYTES]);
 
+  static {
+    // HttpURLConnection keeps at most 5 idle connections per host alive by default; a load with
+    // more ranges in flight would open a new connection (a TLS handshake, on AWS) for most
+    // requests. The property is read once, when the JDK's keep-alive cache is first used: set
+    // here unless the application chose a number.
+    if (System.getProperty("http.maxConnections") == null) {
+      System.setProperty("http.maxConnections", "64");
+    }
+  }
+
   private final RemoteOptions options;
   private final S3Settings settings;
   private final S3Client s3;
@@ -62,18 +71,13 @@ final class S3Store implements RemoteStore {
     this.s3 = s3;
   }
 
-  /** A client for {@code options} (timeouts, connections) and {@code settings} (endpoint, client). */
+  /** A client with the timeouts of {@code options}, at the endpoint of {@code settings}. */
   static S3Store open(RemoteOptions options, S3Settings settings) throws IOException {
-    SdkHttpClient http = settings.httpClient().equals("urlconnection")
-        ? UrlConnectionHttpClient.builder()
-            .connectionTimeout(options.connectTimeout())
-            .socketTimeout(options.stallTimeout())
-            .build()
-        : ApacheHttpClient.builder()
-            .connectionTimeout(options.connectTimeout())
-            .socketTimeout(options.stallTimeout())
-            .maxConnections(Math.max(50, 2 * options.concurrency()))
-            .build();
+    // One HttpURLConnection per request in flight, kept alive by the JDK between requests.
+    SdkHttpClient http = UrlConnectionHttpClient.builder()
+        .connectionTimeout(options.connectTimeout())
+        .socketTimeout(options.stallTimeout())
+        .build();
     S3ClientBuilder builder = S3Client.builder()
         .httpClient(http)
         .region(region())
