@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.loadstone.checkpoint.Checkpoint;
+import dev.loadstone.s3.testing.S3Server;
 import dev.loadstone.checkpoint.CheckpointException;
 import dev.loadstone.checkpoint.CheckpointWriter;
 import dev.loadstone.safetensors.DType;
@@ -51,17 +52,12 @@ class S3CheckpointTest {
   static void start() throws Exception {
     server = new S3Server();
     server.bucket(BUCKET);
-    System.setProperty("aws.accessKeyId", S3Server.ACCESS_KEY);
-    System.setProperty("aws.secretAccessKey", S3Server.SECRET_KEY);
-    System.setProperty("aws.region", "us-east-1");
-    System.setProperty("aws.endpointUrlS3", server.endpoint().toString());
+    server.configureClients();
   }
 
   @AfterAll
   static void stop() throws Exception {
-    for (String property : List.of("aws.accessKeyId", "aws.secretAccessKey", "aws.region", "aws.endpointUrlS3")) {
-      System.clearProperty(property);
-    }
+    S3Server.clearClients();
     server.close();
   }
 

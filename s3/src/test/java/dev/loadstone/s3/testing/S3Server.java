@@ -1,4 +1,4 @@
-package dev.loadstone.s3;
+package dev.loadstone.s3.testing;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -26,9 +26,11 @@ import org.jclouds.filesystem.reference.FilesystemConstants;
  * signatures made with fixed test keys. Clients reach it through a counting relay (also on
  * 127.0.0.1), so that tests can tell how many bytes a command transferred.
  */
-final class S3Server implements AutoCloseable {
-  static final String ACCESS_KEY = "loadstone-test-access";
-  static final String SECRET_KEY = "loadstone-test-secret";
+public final class S3Server implements AutoCloseable {
+  /** The test keys, which a signed server checks. */
+  public static final String ACCESS_KEY = "loadstone-test-access";
+  /** The test secret. */
+  public static final String SECRET_KEY = "loadstone-test-secret";
 
   private final Path root;
   private final BlobStoreContext context;
@@ -36,7 +38,16 @@ final class S3Server implements AutoCloseable {
   private final ServerSocket relay;
   private final AtomicLong bytesToClient = new AtomicLong();
 
-  S3Server() throws Exception {
+  /** A server that checks AWS v4 (or v2) signatures made with the test keys. */
+  public S3Server() throws Exception {
+    this(true);
+  }
+
+  /**
+   * @param signed whether requests must be signed with the test keys; else any request is
+   *     served (S3Proxy's authorization none), unsigned ones too, as by {@code curl}
+   */
+  public S3Server(boolean signed) throws Exception {
     root = Files.createTempDirectory("loadstone-s3proxy");
     Properties properties = new Properties();
     properties.setProperty(FilesystemConstants.PROPERTY_BASEDIR, root.toString());
@@ -44,7 +55,8 @@ final class S3Server implements AutoCloseable {
     proxy = S3Proxy.builder()
         .blobStore(context.getBlobStore())
         .endpoint(URI.create("http://127.0.0.1:0"))
-        .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+        .awsAuthentication(signed ? AuthenticationType.AWS_V2_OR_V4 : AuthenticationType.NONE,
+            signed ? ACCESS_KEY : "", signed ? SECRET_KEY : "")
         .build();
     proxy.start();
     long deadline = System.nanoTime() + 10_000_000_000L;
@@ -60,35 +72,35 @@ final class S3Server implements AutoCloseable {
   }
 
   /** The endpoint clients use: the counting relay. */
-  URI endpoint() {
+  public URI endpoint() {
     return URI.create("http://127.0.0.1:" + relay.getLocalPort());
   }
 
   /** The bytes the server sent to clients (headers and bodies) since the last reset. */
-  long bytesToClient() {
+  public long bytesToClient() {
     return bytesToClient.get();
   }
 
-  void resetCount() {
+  public void resetCount() {
     bytesToClient.set(0);
   }
 
-  BlobStore blobs() {
+  public BlobStore blobs() {
     return context.getBlobStore();
   }
 
   /** Creates a bucket. */
-  void bucket(String name) {
+  public void bucket(String name) {
     blobs().createContainerInLocation(null, name);
   }
 
   /** Writes (or replaces) an object. */
-  void put(String bucket, String key, byte[] bytes) {
+  public void put(String bucket, String key, byte[] bytes) {
     blobs().putBlob(bucket, blobs().blobBuilder(key).payload(bytes).contentLength(bytes.length).build());
   }
 
   /** Uploads every file of a local folder under {@code prefix} (which ends with {@code /}). */
-  void putFolder(String bucket, String prefix, Path folder) throws IOException {
+  public void putFolder(String bucket, String prefix, Path folder) throws IOException {
     try (var files = Files.list(folder)) {
       for (Path file : files.toList()) {
         put(bucket, prefix + file.getFileName(), Files.readAllBytes(file));
@@ -129,6 +141,24 @@ final class S3Server implements AutoCloseable {
       } catch (IOException e) {
         // closing
       }
+    }
+  }
+
+  /**
+   * Sets the system properties the SDK's chains and the S3 store read: the test keys, region
+   * {@code us-east-1}, and this server as the endpoint override ({@code aws.endpointUrlS3}).
+   */
+  public void configureClients() {
+    System.setProperty("aws.accessKeyId", ACCESS_KEY);
+    System.setProperty("aws.secretAccessKey", SECRET_KEY);
+    System.setProperty("aws.region", "us-east-1");
+    System.setProperty("aws.endpointUrlS3", endpoint().toString());
+  }
+
+  /** Clears what {@link #configureClients()} set. */
+  public static void clearClients() {
+    for (String property : java.util.List.of("aws.accessKeyId", "aws.secretAccessKey", "aws.region", "aws.endpointUrlS3")) {
+      System.clearProperty(property);
     }
   }
 
