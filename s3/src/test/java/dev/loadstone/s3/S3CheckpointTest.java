@@ -225,6 +225,17 @@ class S3CheckpointTest {
   }
 
   @Test
+  void aConnectionResetMidBodyIsRetriedFromTheFirstMissingByte() throws IOException {
+    Path folder = upload("reset", tensors(4, 7));
+    try (Checkpoint remote = Checkpoint.open(url("reset/"), options().withConcurrency(1));
+         Checkpoint expected = Checkpoint.open(folder)) {
+      server.resetOnceAfter(100_000);   // within the second 64 KiB range
+      assertSameLoad(expected, remote, LoadOptions.defaults().withThreads(1));
+      assertFalse(server.resetPending(), "the connection was dropped in the middle of a response");
+    }
+  }
+
+  @Test
   void anObjectThatChangesDuringTheLoadFailsIt() throws IOException {
     List<TensorView> tensors = tensors(4, 6);
     Path folder = upload("changing", tensors);

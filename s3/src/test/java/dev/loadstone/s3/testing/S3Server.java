@@ -37,6 +37,8 @@ public final class S3Server implements AutoCloseable {
   private final S3Proxy proxy;
   private final ServerSocket relay;
   private final AtomicLong bytesToClient = new AtomicLong();
+  /** Bytes the relay still passes before it drops a connection; negative: none dropped. */
+  private final AtomicLong resetAfter = new AtomicLong(-1);
 
   /** A server that checks AWS v4 (or v2) signatures made with the test keys. */
   public S3Server() throws Exception {
@@ -72,6 +74,7 @@ public final class S3Server implements AutoCloseable {
   }
 
   /** The endpoint clients use: the counting relay. */
+  /** @return the endpoint */
   public URI endpoint() {
     return URI.create("http://127.0.0.1:" + relay.getLocalPort());
   }
@@ -83,6 +86,19 @@ public final class S3Server implements AutoCloseable {
 
   public void resetCount() {
     bytesToClient.set(0);
+  }
+
+  /**
+   * Makes the relay drop the connection that carries the server's byte number {@code bytes}
+   * from now (once): a reset in the middle of a response.
+   */
+  public void resetOnceAfter(long bytes) {
+    resetAfter.set(bytes);
+  }
+
+  /** Whether a reset asked for has not happened yet. */
+  public boolean resetPending() {
+    return resetAfter.get() >= 0;
   }
 
   public BlobStore blobs() {
@@ -113,8 +129,8 @@ public final class S3Server implements AutoCloseable {
       try {
         Socket client = relay.accept();
         Socket server = new Socket(InetAddress.getLoopbackAddress(), proxy.getPort());
-        Thread.ofVirtual().start(() -> pump(client, server, null));
-        Thread.ofVirtual().start(() -> pump(server, client, bytesToClient));
+        Thread.ofVirtual().start(() -> pump(client, server, null, null));
+        Thread.ofVirtual().start(() -> pump(server, client, bytesToClient, resetAfter));
       } catch (IOException e) {
         if (!relay.isClosed()) {
           throw new UncheckedIOException(e);
@@ -123,10 +139,20 @@ public final class S3Server implements AutoCloseable {
     }
   }
 
-  private static void pump(Socket from, Socket to, AtomicLong counter) {
+  private static void pump(Socket from, Socket to, AtomicLong counter, AtomicLong resetAfter) {
     byte[] buffer = new byte[256 << 10];
     try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
       for (int n; (n = in.read(buffer)) >= 0; ) {
+        if (resetAfter != null && resetAfter.get() >= 0) {
+          long left = resetAfter.getAndAdd(-n);
+          if (left >= 0 && left < n) {
+            out.write(buffer, 0, (int) left);
+            out.flush();
+            resetAfter.set(-1);
+            to.setSoLinger(true, 0);   // a reset, not an orderly end
+            return;
+          }
+        }
         out.write(buffer, 0, n);
         if (counter != null) {
           counter.addAndGet(n);
