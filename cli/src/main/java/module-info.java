@@ -2,6 +2,8 @@
 module dev.loadstone.cli {
   requires dev.loadstone.core;
   requires dev.loadstone.llama;
+  // s3:// checkpoints (its store is found by the service loader; S3Urls for bench's baseline).
+  requires dev.loadstone.s3;
   requires com.fasterxml.jackson.core;
   // ExtendedOpenOption.DIRECT, for bench --cold's storage baseline.
   requires jdk.unsupported;

@@ -8,6 +8,7 @@
  * {@link dev.loadstone.checkpoint.CheckpointWriter} writes one.
  * {@link dev.loadstone.quantization.Quantization} finds a checkpoint's quantized weights, which
  * {@link dev.loadstone.store.VarStore} dequantizes on load.
+ * {@link dev.loadstone.remote.RemoteStoreProvider} plugs in remote stores beyond HTTP(S).
  */
 module dev.loadstone.core {
   requires com.fasterxml.jackson.core;
@@ -22,8 +23,11 @@ module dev.loadstone.core {
   exports dev.loadstone.checkpoint;
   exports dev.loadstone.store;
   exports dev.loadstone.quantization;
+  // Remote stores beyond HTTP (the loadstone-s3 module provides s3://).
+  exports dev.loadstone.remote;
+  uses dev.loadstone.remote.RemoteStoreProvider;
   // The system calls, for the command line's page-cache probes; not a public API.
-  exports dev.loadstone.internal to dev.loadstone.cli;
+  exports dev.loadstone.internal to dev.loadstone.cli, dev.loadstone.s3;
   // The load engine (planning, chunked parallel copy), for backends in this project: the
   // libtorch module loads through it. Not a public API.
   exports dev.loadstone.engine to dev.loadstone.torch;

@@ -5,7 +5,9 @@ import com.fasterxml.jackson.core.JsonEncoding;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.StreamWriteFeature;
+import dev.loadstone.checkpoint.Checkpoint;
 import dev.loadstone.safetensors.DType;
+import dev.loadstone.safetensors.RemoteOptions;
 import dev.loadstone.store.LoadMode;
 import dev.loadstone.store.Partition;
 import dev.loadstone.store.ReadMode;
@@ -34,7 +36,7 @@ final class BenchCommand implements Command {
 
   @Override
   public String synopsis() {
-    return "PATH [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--sha256] [--json] [--rank R --world N [--rules llama|FILE]]";
+    return "PATH|URL [--mode MODE] [--dtype DTYPE] [--backend java|torch] [--threads N] [--runs N] [--evict] [--sha256] [--json] [--rank R --world N [--rules llama|FILE]] [--concurrency N] [--range-bytes SIZE]";
   }
 
   @Override
@@ -67,6 +69,11 @@ final class BenchCommand implements Command {
         With --rank and --world each run loads that rank's slice into variables of the slice
         shapes; bytes_read is what the load read from the checkpoint, beside the bytes of the
         tensors cut (sliced_bytes), of those replicated, and the ideal sliced/N + replicated.
+        A URL (http://, https://, s3://) is loaded with COPY by parallel range requests
+        (--concurrency, --range-bytes), in rounds that each first download the same files with
+        curl to /dev/null from the same server, one after the other (the same-run baseline; for
+        s3:// the objects' path-style URLs at AWS_ENDPOINT_URL_S3, unsigned), and every round's
+        figures are reported (--no-curl leaves the baseline out).
         """ + PartitionArguments.HELP;
   }
 
@@ -91,12 +98,23 @@ final class BenchCommand implements Command {
         Option.flag("--synthetic", "generate a synthetic Llama-3.2-1B-shaped checkpoint at PATH if missing"),
         Option.valued("--scheme", "bf16|fp8|gptq", "--synthetic: store the linear layers as BF16 (default), FP8 with"
             + " 128x128 block scales, or GPTQ 4-bit"),
-        PartitionArguments.RANK, PartitionArguments.WORLD, PartitionArguments.RULES);
+        PartitionArguments.RANK, PartitionArguments.WORLD, PartitionArguments.RULES,
+        Option.valued("--concurrency", "N", "a URL: range requests in flight (default 16)"),
+        Option.valued("--range-bytes", "SIZE", "a URL: bytes per range request (default 8MiB)"),
+        Option.flag("--no-curl", "a URL: leave out the curl baseline"));
   }
 
   @Override
   public int run(Arguments args, PrintStream out, PrintStream err) throws Exception {
     String argument = args.requireOne("PATH");
+    if (Checkpoint.isUrl(argument)) {
+      return runRemote(Inputs.checkpointLocation(argument), args, out, err);
+    }
+    for (String remoteOnly : List.of("--concurrency", "--range-bytes", "--no-curl")) {
+      if (args.has(remoteOnly) || args.value(remoteOnly).isPresent()) {
+        throw new UsageException(remoteOnly + " is for a URL's range requests; " + Text.oneLine(argument) + " is a path");
+      }
+    }
     Path path = args.has("--synthetic") ? Inputs.path(argument) : Inputs.localCheckpoint(argument, "bench");
     LoadMode mode = switch (args.value("--mode").orElse("copy").toLowerCase(Locale.ROOT)) {
       case "copy" -> LoadMode.COPY;
@@ -172,6 +190,39 @@ final class BenchCommand implements Command {
     } else {
       writeText(result, out);
       hashing.ifPresent(h -> writeText(h, out));
+    }
+    return Main.EXIT_OK;
+  }
+
+  /** Bench of a URL: COPY loads by range requests, each round beside curl's download of the same files. */
+  private static int runRemote(String location, Arguments args, PrintStream out, PrintStream err) throws Exception {
+    for (String local : List.of("--mode", "--backend", "--naive", "--evict", "--cold", "--read", "--prefetch",
+        "--sha256", "--synthetic", "--scheme", "--rank", "--world", "--rules")) {
+      if (args.has(local) || args.value(local).isPresent()) {
+        throw new UsageException(local + " is for a checkpoint on this machine; a URL is benched with COPY loads"
+            + " (--dtype, --threads, --runs, --concurrency, --range-bytes, --json)");
+      }
+    }
+    RemoteOptions remote = RemoteOptions.defaults();
+    remote = remote.withConcurrency(args.integer("--concurrency", remote.concurrency(), 1));
+    if (args.value("--range-bytes").isPresent()) {
+      long rangeBytes = ByteSize.parse("--range-bytes", args.value("--range-bytes").get());
+      if (rangeBytes < 64 << 10 || rangeBytes > Integer.MAX_VALUE) {
+        throw new UsageException("--range-bytes is between 64KiB and 2GiB - 1, not " + Text.oneLine(args.value("--range-bytes").get()));
+      }
+      remote = remote.withRangeBytes(rangeBytes);
+    }
+    int threads = args.integer("--threads", Math.max(Runtime.getRuntime().availableProcessors(), remote.concurrency()), 1);
+    int runs = args.integer("--runs", 3, 1);
+    RemoteBenchmark.Result result = RemoteBenchmark.run(new RemoteBenchmark.Settings(location, remote,
+        args.floatDType("--dtype"), threads, runs, !args.has("--no-curl")), err);
+    if (args.has("--json")) {
+      try (JsonGenerator json = JSON.createGenerator(out, JsonEncoding.UTF8)) {
+        RemoteBenchmark.writeJson(result, json);
+      }
+      out.println();
+    } else {
+      RemoteBenchmark.writeText(result, out);
     }
     return Main.EXIT_OK;
   }

@@ -53,7 +53,7 @@ final class Inputs {
   /**
    * The checkpoint named by {@code argument}, for {@link Checkpoint#open(String)}: a path (as
    * {@link #checkpoint}), a Hugging Face model id {@code ORG/NAME[@REVISION]} (read from the
-   * local cache), or an {@code http(s)://} URL. A path must exist; a model id and a URL are
+   * local cache), or a URL ({@code http(s)://}, {@code s3://}). A path must exist; a model id and a URL are
    * checked when opened.
    *
    * @throws UsageException if the argument is empty, or neither a valid path nor a valid URL

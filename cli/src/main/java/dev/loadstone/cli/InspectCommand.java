@@ -47,8 +47,9 @@ final class InspectCommand implements Command {
     return """
         PATH is a .safetensors file, a model directory (model.safetensors, or
         model.safetensors.index.json and its shards) or an index file; or a Hugging Face model
-        id, ORG/NAME or ORG/NAME@REVISION, read offline from the local cache; or an http(s) URL
-        of a file or model directory, of which only the headers (and the index) are read.
+        id, ORG/NAME or ORG/NAME@REVISION, read offline from the local cache; or an http(s) or
+        s3:// URL of a file or model directory, of which only the headers (and the index) are
+        read.
 
         The tensors are listed in file order (shards in name order, each by data offset). Sizes
         are in bytes; data offsets are [begin, end) within the data section of the tensor's

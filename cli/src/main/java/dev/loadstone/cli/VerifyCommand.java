@@ -65,8 +65,9 @@ final class VerifyCommand implements Command {
 
         PATH may also be a Hugging Face model id, ORG/NAME or ORG/NAME@REVISION, read offline
         from the local cache (HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME/huggingface/hub or
-        ~/.cache/huggingface/hub), or an http(s) URL of a file or model directory, of which only
-        the headers (and the index) are read, with range requests.
+        ~/.cache/huggingface/hub), or an http(s) or s3:// URL (s3://BUCKET/PREFIX/ or
+        s3://BUCKET/KEY.safetensors) of a file or model directory, of which only the headers
+        (and the index) are read, with range requests.
 
         Valid: prints "OK PATH: N tensors, B bytes" on stdout (for a directory or index
         "OK PATH: N tensors in K files, B bytes") and exits 0.

@@ -108,8 +108,9 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
   /**
    * Opens a checkpoint named by a string: a path (as {@link #open(Path)}), a Hugging Face model
    * id {@code ORG/NAME} or {@code ORG/NAME@REVISION} read offline from the local cache
-   * ({@link HubCache#fromEnvironment()}), or an {@code http://} or {@code https://} URL
-   * ({@link #open(String, RemoteOptions)} with {@link RemoteOptions#defaults()}).
+   * ({@link HubCache#fromEnvironment()}), or a URL: {@code http://}, {@code https://}, or
+   * {@code s3://} with the {@code loadstone-s3} module ({@link #open(String, RemoteOptions)} with
+   * {@link RemoteOptions#defaults()}).
    *
    * <pre>{@code
    * Checkpoint.open("models/llama");                      // a directory
@@ -173,8 +174,29 @@ public final class Checkpoint implements TensorSource, AutoCloseable {
     return open(path);
   }
 
-  /** Whether {@code location} is an {@code http://} or {@code https://} URL. */
+  /**
+   * Whether {@code location} is a URL: {@code http://}, {@code https://}, or
+   * {@code SCHEME://...} of another scheme of at least two letters ({@code s3://}, read where a
+   * {@link dev.loadstone.remote.RemoteStoreProvider} claims it, else refused with a message
+   * saying which module reads it).
+   */
   public static boolean isUrl(String location) {
+    int colon = location.indexOf("://");
+    if (colon < 2) {
+      return false;
+    }
+    for (int i = 0; i < colon; i++) {
+      char c = location.charAt(i);
+      boolean letter = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z';
+      if (!letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether {@code location} is an {@code http://} or {@code https://} URL. */
+  static boolean isHttp(String location) {
     String lower = location.toLowerCase(java.util.Locale.ROOT);
     return lower.startsWith("http://") || lower.startsWith("https://");
   }

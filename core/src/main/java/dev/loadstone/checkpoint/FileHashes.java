@@ -1,11 +1,13 @@
 package dev.loadstone.checkpoint;
 
 import dev.loadstone.engine.Parallel;
-import dev.loadstone.internal.HttpRanges;
+import dev.loadstone.internal.RemoteReads;
 import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
 import dev.loadstone.internal.Sha256;
 import dev.loadstone.internal.UrlPath;
+import dev.loadstone.remote.RemoteObject;
+import dev.loadstone.remote.RemoteStore;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
@@ -117,8 +119,8 @@ public final class FileHashes {
       given.put(name, Sha256.parseHex(entry.getValue()).orElseThrow(() -> new IllegalArgumentException(
           "the SHA-256 given for '" + entry.getKey() + "' is not 64 hex digits: '" + entry.getValue() + "'")));
     }
-    HttpRanges client = checkpoint.shards().stream().map(SafeTensors::path).map(UrlPath::remoteOf)
-        .flatMap(Optional::stream).map(RemoteFile::client).findFirst().orElse(null);
+    RemoteStore client = checkpoint.shards().stream().map(SafeTensors::path).map(UrlPath::remoteOf)
+        .flatMap(Optional::stream).map(RemoteFile::store).findFirst().orElse(null);
     List<String> names = new ArrayList<>(byName.keySet());
     FileHash[] results = new FileHash[names.size()];
     try {
@@ -136,20 +138,20 @@ public final class FileHashes {
     return List.of(results);
   }
 
-  private static FileHash hash(Path file, String name, String given, HttpRanges client) throws IOException {
+  private static FileHash hash(Path file, String name, String given, RemoteStore client) throws IOException {
     if (file instanceof UrlPath url) {
-      HttpRanges.RemoteObject object = url.remote().map(RemoteFile::object).orElse(null);
+      RemoteObject object = url.remote().map(RemoteFile::object).orElse(null);
       String sha;
       if (object == null) {
         // The index of a remote checkpoint: opened here by its first range.
-        byte[] first = new byte[(int) Math.min(client.settings().rangeBytes(), 1 << 20)];
-        HttpRanges.Start start = client.readStart(file.toUri(), MemorySegment.ofArray(first));
+        byte[] first = new byte[(int) Math.min(client.options().rangeBytes(), 1 << 20)];
+        RemoteStore.Start start = client.readStart(file.toUri(), MemorySegment.ofArray(first));
         object = start.object();
         sha = hashRemote(client, object, first, start.received(), name);
       } else {
         sha = hashRemote(client, object, null, 0, name);
       }
-      Optional<String> linked = object.firstHeader("X-Linked-Etag").flatMap(Sha256::parseHex);
+      Optional<String> linked = object.header("X-Linked-Etag").flatMap(Sha256::parseHex);
       return result(file, name, sha, given, linked, "the hub's X-Linked-Etag");
     }
     String sha = hashLocal(file);
@@ -190,7 +192,7 @@ public final class FileHashes {
   }
 
   /** The SHA-256 of a remote object, streamed by range requests (after the {@code first} bytes, if given). */
-  private static String hashRemote(HttpRanges client, HttpRanges.RemoteObject object, byte[] first, int firstLength,
+  private static String hashRemote(RemoteStore client, RemoteObject object, byte[] first, int firstLength,
       String name) throws IOException {
     Sha256 sha = new Sha256();
     long done = 0;
@@ -198,11 +200,11 @@ public final class FileHashes {
       sha.update(first, 0, firstLength);
       done = firstLength;
     }
-    byte[] buffer = new byte[(int) Math.min(client.settings().rangeBytes(), Math.max(1, object.size()))];
+    byte[] buffer = new byte[(int) Math.min(client.options().rangeBytes(), Math.max(1, object.size()))];
     while (done < object.size()) {
       int n = (int) Math.min(buffer.length, object.size() - done);
       MemorySegment target = MemorySegment.ofArray(buffer).asSlice(0, n);
-      client.read(object, done, target, "hashing " + name);
+      RemoteReads.read(client, object, done, target, "hashing " + name);
       sha.update(buffer, 0, n);
       done += n;
     }

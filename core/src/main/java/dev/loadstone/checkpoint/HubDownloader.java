@@ -148,15 +148,12 @@ public final class HubDownloader {
       byte[] answer;
       try {
         answer = client.readAll(api, MAX_API_BYTES);
-      } catch (RemoteReadException e) {
-        if (e.notFound()) {
-          NoSuchFileException missing = new NoSuchFileException(api.toString(), null,
-              "the hub knows no model " + modelId + " at revision " + revision
-                  + " (HTTP " + e.status() + "; a private or gated model needs HF_TOKEN)");
-          missing.initCause(e);
-          throw missing;
-        }
-        throw e;
+      } catch (NoSuchFileException e) {
+        NoSuchFileException missing = new NoSuchFileException(api.toString(), null,
+            "the hub knows no model " + modelId + " at revision " + revision
+                + " (" + e.getReason() + "; a private or gated model needs HF_TOKEN)");
+        missing.initCause(e);
+        throw missing;
       }
       RepoInfo info = parse(answer, api);
       List<String> files = info.files().stream()
@@ -330,7 +327,7 @@ public final class HubDownloader {
           start = null;   // nothing after byte `have`: the partial blob is whole
         }
         if (start != null) {
-          HttpRanges.RemoteObject object = start.object();
+          dev.loadstone.remote.RemoteObject object = start.object();
           total = object.size();
           if (size >= 0 && total != size) {
             throw new IOException(url + ": " + file + " has " + total + " bytes, but the hub announced " + size);

@@ -1,9 +1,8 @@
 package dev.loadstone.checkpoint;
 
-import dev.loadstone.internal.HttpRanges;
-import dev.loadstone.internal.HttpSettings;
-import dev.loadstone.internal.RemoteReadException;
+import dev.loadstone.internal.RemoteStores;
 import dev.loadstone.internal.UrlPath;
+import dev.loadstone.remote.RemoteStore;
 import dev.loadstone.safetensors.RemoteOptions;
 import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
@@ -17,7 +16,8 @@ import java.util.List;
 import java.util.OptionalLong;
 
 /**
- * Opens checkpoints at {@code http://} and {@code https://} URLs: a file, an index and its
+ * Opens checkpoints at remote URLs ({@code http://}, {@code https://}, and the schemes of the
+ * {@link dev.loadstone.remote.RemoteStoreProvider}s found): a file, an index and its
  * shards, or a directory (looked for as {@code model.safetensors}, then the index). Every file
  * is opened by its header alone ({@link SafeTensors#open(URI, RemoteOptions)}); the index is
  * read whole, up to {@link ShardIndex#MAX_INDEX_LENGTH} bytes.
@@ -46,25 +46,16 @@ final class RemoteCheckpoints {
       bytes = readIndex(index, options);
     } catch (NoSuchFileException e) {
       throw new CheckpointException(Reason.NO_WEIGHTS, UrlPath.of(directory), null,
-          "the server has neither " + Checkpoint.SINGLE_FILE_NAME + " nor " + Checkpoint.INDEX_FILE_NAME
-              + " there (HTTP 404 for both)");
+          "the " + (Checkpoint.isHttp(directory.toString()) ? "server" : "store") + " has neither "
+              + Checkpoint.SINGLE_FILE_NAME + " nor " + Checkpoint.INDEX_FILE_NAME + " there ("
+              + e.getReason() + " for both)");
     }
     return sharded(index, options, bytes);
   }
 
   private static byte[] readIndex(URI index, RemoteOptions options) throws IOException {
-    HttpRanges client = HttpRanges.acquire(settings(options));
-    try {
-      return client.readAll(index, ShardIndex.MAX_INDEX_LENGTH);
-    } catch (RemoteReadException e) {
-      if (e.notFound()) {
-        NoSuchFileException missing = new NoSuchFileException(UrlPath.of(index).toString(), null, "HTTP " + e.status());
-        missing.initCause(e);
-        throw missing;
-      }
-      throw e;
-    } finally {
-      client.release();
+    try (RemoteStore store = RemoteStores.acquire(index, options)) {
+      return store.readAll(index, ShardIndex.MAX_INDEX_LENGTH);
     }
   }
 
@@ -108,11 +99,5 @@ final class RemoteCheckpoints {
   private static URI withPath(URI url, String rawPath) {
     return URI.create(url.getScheme() + "://" + url.getRawAuthority() + rawPath
         + (url.getRawQuery() == null ? "" : "?" + url.getRawQuery()));
-  }
-
-  /** The client settings of {@code options}, as {@link SafeTensors#open(URI, RemoteOptions)} makes them. */
-  private static HttpSettings settings(RemoteOptions options) {
-    return new HttpSettings(options.concurrency(), options.rangeBytes(), options.connectTimeout(),
-        options.stallTimeout(), options.retries(), options.endpoint(), options.token());
   }
 }

@@ -1,7 +1,7 @@
 package dev.loadstone.engine;
 
 import dev.loadstone.engine.LoadPlan.Assignment;
-import dev.loadstone.internal.HttpSettings;
+import dev.loadstone.safetensors.RemoteOptions;
 import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
 import dev.loadstone.internal.UrlPath;
@@ -238,7 +238,7 @@ public final class ChunkedCopy<T> {
       Optional<RemoteFile> remote = RangeReads.remoteFile(tensor);
       if (remote.isPresent()) {
         // One range request per chunk (per piece of a slice's chunk), of the remote options' size in the file's bytes.
-        HttpSettings settings = remote.get().client().settings();
+        RemoteOptions settings = remote.get().store().options();
         remoteReaders = Math.max(remoteReaders, settings.concurrency());
         rangeBytes = Math.max(rangeBytes, settings.rangeBytes());
         plan.noteReadDirectly(Set.of(tensor.file().orElseThrow()));
@@ -271,7 +271,7 @@ public final class ChunkedCopy<T> {
       for (Chunk<T> chunk : chunks) {
         if (chunk.range() != null && chunk.range().file().isRemote()) {
           int concurrency = UrlPath.remoteOf(chunk.range().file().path())
-              .map(f -> f.client().settings().concurrency()).orElse(1);
+              .map(f -> f.store().options().concurrency()).orElse(1);
           remoteReaders = Math.max(remoteReaders, concurrency);
           rangeBytes = Math.max(rangeBytes, CHUNK_BYTES);
         }

@@ -12,7 +12,7 @@ import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
 /**
- * Reads chunks of a remote checkpoint's tensors with HTTP range requests, the remote twin of
+ * Reads chunks of a remote checkpoint's tensors with range requests (HTTP, S3, ...), the remote twin of
  * {@link PositionalReads}: straight into the destination where the bytes need no conversion,
  * else into a staging buffer of one range that the backend converts from. Each reading thread
  * holds at most one staging buffer at a time, so a load stages at most
@@ -86,7 +86,7 @@ final class RangeReads implements AutoCloseable {
     stages.withBuffer(length, stage -> {
       MemorySegment bytes = stage.asSlice(0, length);
       try {
-        file.client().read(file.object(), position, bytes, what);
+        file.readRaw(position, bytes, what);
       } catch (IOException e) {
         throw new UncheckedIOException(e.getMessage(), e);
       }

@@ -1,5 +1,8 @@
 package dev.loadstone.internal;
 
+import dev.loadstone.remote.RemoteStore;
+import dev.loadstone.remote.RetryableReadException;
+import dev.loadstone.safetensors.RemoteOptions;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
@@ -9,6 +12,7 @@ import java.net.http.HttpHeaders;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
+import java.nio.file.NoSuchFileException;
 import java.time.Duration;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
@@ -21,7 +25,6 @@ import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Flow;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.regex.Matcher;
@@ -42,15 +45,15 @@ import java.util.regex.Pattern;
  * never a token or a redirect's signed location.
  *
  * <p>One client per {@link HttpSettings}, shared by the files that use the same settings and
- * closed when the last of them releases it ({@link #acquire}, {@link #release}).
+ * closed when the last of them releases it ({@link #acquire}, {@link #release}). It is the
+ * {@link RemoteStore} of {@code http} and {@code https} URLs; the retries of range reads follow
+ * {@link RemoteReads}' rules, as every store's do.
  */
-public final class HttpRanges {
+public final class HttpRanges implements RemoteStore {
   /** The most redirects one request follows. */
   static final int MAX_REDIRECTS = 10;
   /** The longest {@code Retry-After} honoured; a longer one is cut to this. */
   private static final Duration MAX_RETRY_AFTER = Duration.ofSeconds(60);
-  private static final Duration FIRST_BACKOFF = Duration.ofMillis(200);
-  private static final Duration MAX_BACKOFF = Duration.ofSeconds(5);
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
 
   private static final Map<HttpSettings, HttpRanges> SHARED = new HashMap<>();
@@ -103,11 +106,23 @@ public final class HttpRanges {
     return settings;
   }
 
+  @Override
+  public RemoteOptions options() {
+    return new RemoteOptions(settings.concurrency(), settings.rangeBytes(), settings.connectTimeout(),
+        settings.stallTimeout(), settings.retries(), settings.tokenOrigin(), settings.token());
+  }
+
+  /** {@link #release()}: the store interface's name for it. */
+  @Override
+  public void close() {
+    release();
+  }
+
   /**
    * A remote object as its first response described it: size and validators, and the location
    * the redirects led to (read from there until it fails, then from the URL again).
    */
-  public static final class RemoteObject {
+  public static final class RemoteObject implements dev.loadstone.remote.RemoteObject {
     private final URI url;
     private final long size;
     private final String etag;
@@ -124,11 +139,13 @@ public final class HttpRanges {
     }
 
     /** The URL asked for. */
+    @Override
     public URI url() {
       return url;
     }
 
     /** The object's size in bytes. */
+    @Override
     public long size() {
       return size;
     }
@@ -136,6 +153,17 @@ public final class HttpRanges {
     /** The {@code ETag} of the first response, if any. */
     public Optional<String> etag() {
       return Optional.ofNullable(etag);
+    }
+
+    /** The {@code ETag} of the first response, else its {@code Last-Modified}, if any. */
+    @Override
+    public Optional<String> version() {
+      return Optional.ofNullable(etag != null ? etag : lastModified);
+    }
+
+    @Override
+    public Optional<String> header(String name) {
+      return firstHeader(name);
     }
 
     /**
@@ -155,18 +183,33 @@ public final class HttpRanges {
     }
   }
 
-  /** The first bytes of an object and what its response said about it. */
-  public record Start(RemoteObject object, int received) {}
-
   /**
    * Reads the first {@code target.byteSize()} bytes of the object at {@code url} (fewer when it
-   * is smaller), and how large it is.
+   * is smaller; none of an empty object), and how large it is.
    *
-   * @throws RemoteReadException if the object does not exist ({@link RemoteReadException#notFound()}),
-   *     the server refuses, or cannot serve ranges
+   * @throws NoSuchFileException naming the URL if the object does not exist (HTTP 404, 410;
+   *     its cause the {@link RemoteReadException})
+   * @throws RemoteReadException if the server refuses, or cannot serve ranges
    */
+  @Override
   public Start readStart(URI url, MemorySegment target) throws IOException {
-    return readStart(url, 0, target);
+    try {
+      return readStart(url, 0, target);
+    } catch (RemoteReadException e) {
+      if (e.notFound()) {
+        throw notFound(url, e);
+      }
+      if (e.emptyObject()) {
+        return new Start(new RemoteObject(url, 0, null, null, url), 0);
+      }
+      throw e;
+    }
+  }
+
+  private static NoSuchFileException notFound(URI url, RemoteReadException e) {
+    NoSuchFileException missing = new NoSuchFileException(describe(url), null, "HTTP " + e.status());
+    missing.initCause(e);
+    return missing;
   }
 
   /**
@@ -202,61 +245,44 @@ public final class HttpRanges {
           throw new IOException(describe(url) + ": " + e.getMessage() + "; gave up after " + settings.retries()
               + " retries", e);
         }
-        sleep(e.retryAfter.isPresent() ? e.retryAfter.get() : backoff(failures));
+        RemoteReads.sleep(e.retryAfter().isPresent() ? e.retryAfter().get() : RemoteReads.backoff(failures));
       }
     }
   }
 
   /**
    * Reads bytes {@code [start, start + target.byteSize())} of {@code object} into
-   * {@code target}, retrying what did not arrive.
+   * {@code target}, retrying what did not arrive ({@link RemoteReads#read}).
    *
    * @param what what the bytes are, for messages (a tensor)
    * @throws IOException naming the URL and {@code what} if they cannot all be read
    */
-  public void read(RemoteObject object, long start, MemorySegment target, String what) throws IOException {
-    if (target.byteSize() == 0) {
-      return;
+  public void read(dev.loadstone.remote.RemoteObject object, long start, MemorySegment target, String what)
+      throws IOException {
+    RemoteReads.read(this, object, start, target, what);
+  }
+
+  /**
+   * One range request (and its redirects) for bytes from {@code from} of an object this client
+   * opened. A 4xx from the location a redirect led to (an expired signed URL, say) makes the
+   * next request ask the URL again, and is retried.
+   */
+  @Override
+  public long readRange(dev.loadstone.remote.RemoteObject remote, long from, MemorySegment target) throws IOException {
+    if (!(remote instanceof RemoteObject object)) {
+      throw new IllegalArgumentException(remote + " was not opened over HTTP");
     }
-    if (start < 0 || start + target.byteSize() > object.size) {
-      throw new IOException(describe(object.url) + ": " + what + ": bytes " + start + " to "
-          + (start + target.byteSize()) + " lie outside the object's " + object.size + " bytes");
-    }
-    long done = 0;
-    int failures = 0;
-    int allFailures = 0;
-    while (done < target.byteSize()) {
-      long from = start + done;
-      long to = start + target.byteSize() - 1;
-      URI location = object.location;
-      try {
-        Exchange exchange = exchange(object.url, location, from, to, target.asSlice(done), object, true, 0);
-        done += exchange.received;
-        if (exchange.received != exchange.expected) {
-          throw new RemoteReadException(describe(object.url) + ": the response for bytes " + from
-              + "-" + to + " ended after " + exchange.received + " bytes (a short body)", -1);
-        }
-      } catch (RetryableException e) {
-        done += e.received;
-        // Counted afresh after a response that brought bytes, but not for ever: a server that
-        // keeps failing after a few bytes each time gives up too.
-        failures = e.received > 0 ? 1 : failures + 1;
-        if (failures > settings.retries() || ++allFailures > 4 * settings.retries()) {
-          throw new IOException(describe(object.url) + ": " + what + ": " + e.getMessage() + "; gave up after "
-              + settings.retries() + " retries", e);
-        }
-        sleep(e.retryAfter.isPresent() ? e.retryAfter.get() : backoff(failures));
-      } catch (RemoteReadException e) {
-        if (!location.equals(object.url) && e.status >= 400 && e.status < 500 && failures < settings.retries()) {
-          // A redirect's location (a signed URL, say) may expire: ask the URL again.
-          object.location = object.url;
-          failures++;
-          continue;
-        }
-        String prefix = describe(object.url) + ": ";
-        String detail = e.getMessage().startsWith(prefix) ? e.getMessage().substring(prefix.length()) : e.getMessage();
-        throw new RemoteReadException(prefix + what + ": " + detail, e.status, e);
+    long to = from + target.byteSize() - 1;
+    URI location = object.location;
+    try {
+      return exchange(object.url, location, from, to, target, object, true, 0).received;
+    } catch (RemoteReadException e) {
+      if (!location.equals(object.url) && e.status >= 400 && e.status < 500) {
+        object.location = object.url;
+        throw new RetryableReadException("HTTP " + e.status + " from the location a redirect led to; asking "
+            + describe(object.url) + " again", 0, Optional.of(Duration.ZERO), e);
       }
+      throw e;
     }
   }
 
@@ -265,11 +291,17 @@ public final class HttpRanges {
    *
    * @throws RemoteReadException if it does not exist or is larger
    */
+  @Override
   public byte[] readAll(URI url, long maxBytes) throws IOException {
     try {
       return retrying(url, () -> exchange(url, url, -1, -1, null, null, false, maxBytes)).collected();
     } catch (LimitException e) {
       throw new RemoteReadException(describe(url) + ": larger than the " + maxBytes + " bytes accepted", -1);
+    } catch (RemoteReadException e) {
+      if (e.notFound()) {
+        throw notFound(url, e);
+      }
+      throw e;
     }
   }
 
@@ -278,30 +310,12 @@ public final class HttpRanges {
     private static final long serialVersionUID = 1L;
   }
 
-  private Duration backoff(int failures) {
-    long base = Math.min(MAX_BACKOFF.toMillis(), FIRST_BACKOFF.toMillis() << Math.min(failures - 1, 10));
-    return Duration.ofMillis(base + ThreadLocalRandom.current().nextLong(base / 2 + 1));
-  }
-
-  private static void sleep(Duration duration) throws InterruptedIOException {
-    try {
-      Thread.sleep(duration);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while waiting to retry");
-    }
-  }
-
   /** A failure worth another request: a reset, a 5xx, a 429, a stall. */
-  private static final class RetryableException extends IOException {
+  private static final class RetryableException extends RetryableReadException {
     private static final long serialVersionUID = 1L;
-    final transient Optional<Duration> retryAfter;
-    final long received;
 
     RetryableException(String message, Optional<Duration> retryAfter, long received, Throwable cause) {
-      super(message, cause);
-      this.retryAfter = retryAfter;
-      this.received = received;
+      super(message, received, retryAfter, cause);
     }
   }
 
@@ -453,7 +467,7 @@ public final class HttpRanges {
       if (failures > settings.retries()) {
         throw new IOException(describe(url) + ": " + failure + "; gave up after " + settings.retries() + " retries");
       }
-      sleep(retryAfter.isPresent() ? retryAfter.get() : backoff(failures));
+      RemoteReads.sleep(retryAfter.isPresent() ? retryAfter.get() : RemoteReads.backoff(failures));
     }
   }
 
@@ -468,8 +482,7 @@ public final class HttpRanges {
 
   /** {@code scheme://host[:port]/path} of a URL: no query (a signature), no user information. */
   static String describe(URI url) {
-    return url.getScheme() + "://" + url.getHost() + (url.getPort() == -1 ? "" : ":" + url.getPort())
-        + (url.getRawPath() == null ? "" : url.getRawPath());
+    return RemoteReads.describe(url);
   }
 
   /** The state of one request: what the response said, and the bytes that arrived. */

@@ -7,7 +7,7 @@ import java.util.Optional;
 
 /**
  * How remote files are read over HTTP: the public {@code RemoteOptions} of the format package,
- * as the HTTP client here takes them (this package depends on nothing else in core).
+ * as the HTTP client here takes them.
  *
  * @param concurrency range requests in flight during a load
  * @param rangeBytes bytes per range request during a load
@@ -19,6 +19,12 @@ import java.util.Optional;
  */
 public record HttpSettings(int concurrency, long rangeBytes, Duration connectTimeout, Duration stallTimeout,
     int retries, URI tokenOrigin, Optional<String> token) {
+
+  /** The settings of a client that reads with {@code options}. */
+  public static HttpSettings of(dev.loadstone.safetensors.RemoteOptions options) {
+    return new HttpSettings(options.concurrency(), options.rangeBytes(), options.connectTimeout(),
+        options.stallTimeout(), options.retries(), options.endpoint(), options.token());
+  }
 
   /** Checks the values. */
   public HttpSettings {

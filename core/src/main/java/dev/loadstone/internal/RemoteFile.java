@@ -1,17 +1,19 @@
 package dev.loadstone.internal;
 
+import dev.loadstone.remote.RemoteObject;
+import dev.loadstone.remote.RemoteStore;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
 /**
  * An opened remote {@code .safetensors} file: the object its first response described, where
- * its data section starts, and the client that reads it.
+ * its data section starts, and the store that reads it (HTTP, or a provider's such as S3).
  *
- * @param object the object (size, validators) as first seen
+ * @param object the object (size, version) as first seen
  * @param dataOffset where the data section starts ({@code 8 + header length})
- * @param client the shared client it is read with
+ * @param store the shared store it is read with
  */
-public record RemoteFile(HttpRanges.RemoteObject object, long dataOffset, HttpRanges client) {
+public record RemoteFile(RemoteObject object, long dataOffset, RemoteStore store) {
 
   /**
    * Reads {@code target.byteSize()} bytes of the file from byte {@code position}, retrying
@@ -22,11 +24,16 @@ public record RemoteFile(HttpRanges.RemoteObject object, long dataOffset, HttpRa
    *     changed since it was opened
    */
   public void read(long position, MemorySegment target, String tensor) throws IOException {
-    client.read(object, position, target, "tensor '" + tensor + "'");
+    RemoteReads.read(store, object, position, target, "tensor '" + tensor + "'");
+  }
+
+  /** Reads bytes that belong to no tensor ({@code what} says what they are, for messages). */
+  public void readRaw(long position, MemorySegment target, String what) throws IOException {
+    RemoteReads.read(store, object, position, target, what);
   }
 
   @Override
   public String toString() {
-    return object.toString();
+    return RemoteReads.describe(object.url());
   }
 }

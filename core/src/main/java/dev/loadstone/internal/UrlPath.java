@@ -31,7 +31,7 @@ public final class UrlPath implements Path {
 
   private UrlPath(URI uri, RemoteFile remote) {
     this.uri = uri;
-    this.text = HttpRanges.describe(uri);
+    this.text = RemoteReads.describe(uri);
     this.remote = remote;
   }
 

@@ -1,6 +1,5 @@
 package dev.loadstone.safetensors;
 
-import dev.loadstone.internal.HttpSettings;
 import java.net.URI;
 import java.time.Duration;
 import java.util.Objects;
@@ -108,11 +107,6 @@ public record RemoteOptions(int concurrency, long rangeBytes, Duration connectTi
   public RemoteOptions withToken(String newToken) {
     return new RemoteOptions(concurrency, rangeBytes, connectTimeout, stallTimeout, retries, endpoint,
         Optional.ofNullable(newToken));
-  }
-
-  /** The settings of the HTTP client. */
-  HttpSettings settings() {
-    return new HttpSettings(concurrency, rangeBytes, connectTimeout, stallTimeout, retries, endpoint, token);
   }
 
   /** The options, the token hidden. */

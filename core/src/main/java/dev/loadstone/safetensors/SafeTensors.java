@@ -1,9 +1,9 @@
 package dev.loadstone.safetensors;
 
-import dev.loadstone.internal.HttpRanges;
 import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
-import dev.loadstone.internal.RemoteReadException;
+import dev.loadstone.internal.RemoteStores;
+import dev.loadstone.remote.RemoteStore;
 import dev.loadstone.internal.UrlPath;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
@@ -45,7 +45,8 @@ import java.util.concurrent.locks.LockSupport;
  * Instances are safe to share between threads.
  *
  * <p><b>Remote files.</b> {@link #open(URI, RemoteOptions)} opens an {@code http://} or
- * {@code https://} URL by reading only the 8-byte length and the header, with range requests,
+ * {@code https://} URL (or one of a scheme a {@link dev.loadstone.remote.RemoteStoreProvider}
+ * claims, such as {@code s3://} with the {@code loadstone-s3} module) by reading only the 8-byte length and the header, with range requests,
  * and validates them as {@link #open(Path)} does. Nothing is mapped: the views of a remote file
  * have names, dtypes, shapes and offsets but no bytes ({@link TensorView#segment()} refuses), and
  * a COPY load ({@code VarStore.load}) reads their bytes with parallel range requests.
@@ -156,7 +157,8 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
   }
 
   /**
-   * Opens a remote file ({@code http://} or {@code https://}): reads its 8-byte header length
+   * Opens a remote file ({@code http://}, {@code https://}, or a scheme a
+   * {@link dev.loadstone.remote.RemoteStoreProvider} claims): reads its 8-byte header length
    * and its header with range requests (one request for most files, two for a header of more
    * than 32 KiB) and validates them as {@link #open(Path)} does. Nothing else is read until a
    * COPY load reads the tensors. The returned object holds a connection pool shared with other
@@ -168,36 +170,19 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
    *     cannot serve byte ranges
    */
   public static SafeTensors open(URI url, RemoteOptions options) throws IOException {
-    String scheme = url.getScheme() == null ? "" : url.getScheme().toLowerCase(java.util.Locale.ROOT);
-    if (!scheme.equals("http") && !scheme.equals("https") || url.getHost() == null) {
-      throw new IllegalArgumentException("not an http(s) URL with a host: " + url);
-    }
-    HttpRanges client = HttpRanges.acquire(options.settings());
+    RemoteStore store = RemoteStores.acquire(url, options);
     try {
-      return openRemote(url, client);
+      return openRemote(url, store);
     } catch (Throwable t) {
-      client.release();
+      store.close();
       throw t;
     }
   }
 
-  private static SafeTensors openRemote(URI url, HttpRanges client) throws IOException {
+  private static SafeTensors openRemote(URI url, RemoteStore store) throws IOException {
     UrlPath named = UrlPath.of(url);
     byte[] probe = new byte[REMOTE_PROBE_BYTES];
-    HttpRanges.Start start;
-    try {
-      start = client.readStart(url, MemorySegment.ofArray(probe));
-    } catch (RemoteReadException e) {
-      if (e.notFound()) {
-        NoSuchFileException missing = new NoSuchFileException(named.toString(), null, "HTTP " + e.status());
-        missing.initCause(e);
-        throw missing;
-      }
-      if (e.emptyObject()) {
-        throw fileTooSmall(named, 0);
-      }
-      throw e;
-    }
+    RemoteStore.Start start = store.readStart(url, MemorySegment.ofArray(probe));
     long size = start.object().size();
     if (size < Long.BYTES) {
       throw fileTooSmall(named, size);
@@ -208,11 +193,12 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
     int inProbe = (int) Math.min(headerLength, start.received() - Long.BYTES);
     System.arraycopy(probe, Long.BYTES, json, 0, inProbe);
     if (inProbe < headerLength) {
-      client.read(start.object(), Long.BYTES + inProbe, MemorySegment.ofArray(json).asSlice(inProbe), "the header");
+      dev.loadstone.internal.RemoteReads.read(store, start.object(), Long.BYTES + inProbe,
+          MemorySegment.ofArray(json).asSlice(inProbe), "the header");
     }
     long dataOffset = Long.BYTES + headerLength;
     Header header = HeaderParser.parse(json, 0, json.length, size - dataOffset, named);
-    RemoteFile remote = new RemoteFile(start.object(), dataOffset, client);
+    RemoteFile remote = new RemoteFile(start.object(), dataOffset, store);
     return new SafeTensors(UrlPath.of(remote), Arena.ofShared(), size, headerLength, header, null, remote);
   }
 
@@ -341,7 +327,11 @@ public final class SafeTensors implements TensorSource, AutoCloseable {
       synchronized (this) {
         if (arena.scope().isAlive()) {
           arena.close();
-          remote.client().release();
+          try {
+            remote.store().close();
+          } catch (IOException e) {
+            // the store's connections; nothing of this file depends on them any more
+          }
         }
       }
       return;

@@ -127,6 +127,10 @@ public class SafeTensorsException extends IOException {
     /** A file the checkpoint needs is a partial download ({@code .incomplete}). */
     INCOMPLETE_DOWNLOAD("every file the checkpoint needs is a finished download, not a .incomplete blob"),
 
+    // Object stores (see dev.loadstone.remote; the loadstone-s3 module).
+    /** The bucket an {@code s3://} location names does not exist (or cannot be seen with these credentials). */
+    MISSING_BUCKET("a remote location names a bucket that exists"),
+
     // Integrity (see dev.loadstone.checkpoint.FileHashes).
     /** A file's SHA-256 differs from the one expected of it (given, the cache's blob name, the hub's). */
     SHA256_MISMATCH("a file's SHA-256 equals the one expected of it");
