@@ -1,6 +1,7 @@
 package dev.loadstone.spark;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.loadstone.spark.examples.FortuneGeneration;
@@ -34,9 +35,17 @@ class SparkJobTest {
     jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
   }
 
+  /** The plugin closes the executor's models when the executor stops (here, with the context). */
   @AfterAll
-  static void stop() {
+  static void stop() throws Exception {
+    LoadedCheckpoint model;
+    try (ModelRegistry.Handle<LoadedCheckpoint> handle = ModelRegistry.shared().acquire(
+        ModelManifest.of(ModelRegistryTest.FORTUNE.toString()).withRevision("one-load-test"), ModelLoader.checkpoint())) {
+      model = handle.get();
+    }
+    assertTrue(model.store().isOpen(), "idle, still loaded");
     spark.stop();
+    assertFalse(model.store().isOpen(), "closed by LoadstonePlugin when the executor stopped");
   }
 
   static Dataset<String> rows(List<String> values, int partitions) {
