@@ -3,6 +3,7 @@ package dev.loadstone.spark.examples;
 import dev.loadstone.spark.ModelManifest;
 import dev.loadstone.spark.ModelRegistry;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -15,7 +16,9 @@ import org.apache.spark.sql.SparkSession;
  * the local executor's threads, one model load through the registry), the plain round loads the
  * model and generates the same prompts one after another. Both run the model on the same
  * number of threads. The session starts once, before the rounds (not timed); a warm-up of each
- * precedes them (its times printed too). Rounds alternate, Spark first.
+ * precedes them (its times printed too). Rounds alternate, Spark first. Beside each wall time,
+ * the JVM's CPU time over the same span (all threads, Spark's included): on a machine shared
+ * with other work it moves less than the wall time.
  */
 final class SparkBenchmark {
   private SparkBenchmark() {}
@@ -33,18 +36,23 @@ final class SparkBenchmark {
       for (int round = 0; round <= rounds; round++) {
         ModelRegistry.shared().closeAll();
         int loadsBefore = ModelRegistry.shared().loadCount(manifest, FortuneGeneration.loader());
+        long cpu = cpuNanos();
         long start = System.nanoTime();
         List<String> viaSpark = FortuneGeneration.generate(SparkDemo.dataset(spark, prompts, partitions), manifest, tokens)
             .collectAsList();
         double sparkSeconds = (System.nanoTime() - start) / 1e9;
+        double sparkCpu = (cpuNanos() - cpu) / 1e9;
         int loads = ModelRegistry.shared().loadCount(manifest, FortuneGeneration.loader()) - loadsBefore;
         ModelRegistry.shared().closeAll();
+        cpu = cpuNanos();
         start = System.nanoTime();
         List<String> viaLoop = plain(manifest, prompts, tokens);
         double plainSeconds = (System.nanoTime() - start) / 1e9;
+        double plainCpu = (cpuNanos() - cpu) / 1e9;
         boolean same = viaSpark.equals(reference) && viaLoop.equals(reference);
-        System.out.printf(Locale.ROOT, "%s: spark %.3f s (%d load), plain %.3f s, ratio %.3f, outputs equal: %s%n",
-            round == 0 ? "warm-up" : "round " + round, sparkSeconds, loads, plainSeconds, sparkSeconds / plainSeconds, same);
+        System.out.printf(Locale.ROOT, "%s: spark %.3f s (%d load, %.2f CPU s), plain %.3f s (%.2f CPU s), ratio %.3f (CPU %.3f),"
+            + " outputs equal: %s%n", round == 0 ? "warm-up" : "round " + round, sparkSeconds, loads, sparkCpu, plainSeconds,
+            plainCpu, sparkSeconds / plainSeconds, sparkCpu / plainCpu, same);
         if (round > 0) {
           times.add(new double[] {sparkSeconds, plainSeconds});
         }
@@ -55,6 +63,11 @@ final class SparkBenchmark {
       }
       System.out.println("ratios (spark / plain) of the rounds: " + ratios);
     }
+  }
+
+  /** The CPU time of this JVM, all threads (Spark's own included). */
+  private static long cpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
   }
 
   /** The model loaded, then every prompt generated in turn, on this thread; the model closed after. */

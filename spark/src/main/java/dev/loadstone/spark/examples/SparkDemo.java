@@ -23,7 +23,7 @@ import org.apache.spark.sql.SparkSession;
  * <pre>
  * spark-demo generate [--model DIR] [--master local[2]] [--partitions 16] [--prompts 32] [--tokens 24]
  * spark-demo ranks    [--model DIR] [--world 2]
- * spark-demo bench    [--model DIR] [--partitions 64] [--prompts 64] [--tokens 24] [--rounds 3] [--threads 2]
+ * spark-demo bench    [--model DIR] [--partitions 64] [--prompts 128] [--tokens 48] [--rounds 3] [--threads 2]
  * </pre>
  *
  * <p>{@code generate} runs batch generation with the fortune model; {@code ranks} runs the
@@ -55,8 +55,8 @@ public final class SparkDemo {
     switch (args[0]) {
       case "generate" -> generate(model, options);
       case "ranks" -> ranks(model, options);
-      case "bench" -> SparkBenchmark.run(model, integer(options, "--partitions", 64), integer(options, "--prompts", 64),
-          integer(options, "--tokens", 24), integer(options, "--rounds", 3), integer(options, "--threads", 2));
+      case "bench" -> SparkBenchmark.run(model, integer(options, "--partitions", 64), integer(options, "--prompts", 128),
+          integer(options, "--tokens", 48), integer(options, "--rounds", 3), integer(options, "--threads", 2));
       default -> throw new IllegalArgumentException("unknown command '" + args[0] + "': generate, ranks or bench");
     }
   }
