@@ -144,6 +144,41 @@ class ModelRegistryTest {
   }
 
   @Test
+  void aWaiterInterruptedGivesUpItsUseAndTheLoadGoesOn() throws Exception {
+    ModelRegistry registry = new ModelRegistry();
+    Counting loader = new Counting();
+    loader.gate = new CountDownLatch(1);
+    ModelManifest manifest = ModelManifest.of("/models/slow");
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    try {
+      Future<ModelRegistry.Handle<Model>> loading = pool.submit(() -> registry.acquire(manifest, loader));
+      assertTrue(loader.started.await(10, TimeUnit.SECONDS));
+      java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+      Thread waiter = new Thread(() -> {
+        try {
+          registry.acquire(manifest, loader).close();
+        } catch (Throwable t) {
+          failure.set(t);
+        }
+      });
+      waiter.start();
+      Thread.sleep(200);
+      waiter.interrupt();   // as Spark does when it kills a task
+      waiter.join(10_000);
+      assertInstanceOf(java.io.InterruptedIOException.class, failure.get());
+      loader.gate.countDown();
+      ModelRegistry.Handle<Model> handle = loading.get(10, TimeUnit.SECONDS);
+      Model model = handle.get();
+      handle.close();
+      registry.closeIdle();
+      assertEquals(1, model.closes.get(), "the interrupted waiter holds no use: the model was idle");
+      assertEquals(1, loader.loads.get());
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
   void closeAllClosesAHeldModelAtItsLastReleaseAndLaterAcquiresLoadAfresh() throws Exception {
     ModelRegistry registry = new ModelRegistry();
     Counting loader = new Counting();
