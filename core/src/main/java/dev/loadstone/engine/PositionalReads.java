@@ -18,6 +18,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.IntFunction;
 
@@ -61,6 +62,7 @@ final class PositionalReads implements AutoCloseable {
   private record Reader(FileChannel channel, long alignment, Optional<Posix.CacheDropper> dropper) {}
 
   private final ReadMode mode;
+  private final Set<Path> cached;
   private final Map<Path, SafeTensors> files = new HashMap<>();
   private final Map<Path, Reader> readers = new ConcurrentHashMap<>();
   private final StagingBuffers stages;
@@ -69,9 +71,12 @@ final class PositionalReads implements AutoCloseable {
    * @param source the checkpoint the tensors belong to
    * @param mode {@link ReadMode#POSITIONAL} or {@link ReadMode#DIRECT}
    * @param readers how many threads read at once (one staging buffer each, made when first needed)
+   * @param cached files in the page cache, read buffered and left there (no drop-behind, no
+   *     {@code O_DIRECT})
    */
-  PositionalReads(TensorSource source, ReadMode mode, int readers) {
+  PositionalReads(TensorSource source, ReadMode mode, int readers, Set<Path> cached) {
     this.mode = mode;
+    this.cached = Set.copyOf(cached);
     List<SafeTensors> opened = switch (source) {
       case Checkpoint checkpoint -> checkpoint.shards();
       case SafeTensors file -> List.of(file);
@@ -228,6 +233,9 @@ final class PositionalReads implements AutoCloseable {
   private Reader open(SafeTensors file) {
     try {
       FileChannel buffered = file.reopen();
+      if (cached.contains(file.path())) {
+        return new Reader(buffered, 1, Optional.empty());
+      }
       if (mode == ReadMode.DIRECT) {
         long alignment = Files.getFileStore(file.path()).getBlockSize();
         if (Long.bitCount(alignment) == 1 && alignment <= MAX_ALIGNMENT) {

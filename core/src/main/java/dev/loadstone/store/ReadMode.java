@@ -14,9 +14,11 @@ package dev.loadstone.store;
  */
 public enum ReadMode {
   /**
-   * Asks the page cache ({@code mincore}) about each file when the load starts: a file mostly
-   * in it is copied out of the mapping ({@link #MAPPED}), the others are read
-   * {@link #POSITIONAL}. The default.
+   * Asks the page cache ({@code mincore}) about each file when the load starts. A file mostly
+   * in it is read from the cache: tensors whose bytes go into their variables as they are by
+   * positional reads straight into the variables (the kernel copies out of the cache; no
+   * mapping is faulted in, and the file stays cached), the others converted out of the mapping
+   * ({@link #MAPPED}). The other files are read {@link #POSITIONAL}. The default.
    */
   AUTO,
   /**
