@@ -15,10 +15,11 @@ package dev.loadstone.store;
 public enum ReadMode {
   /**
    * Asks the page cache ({@code mincore}) about each file when the load starts. A file mostly
-   * in it is read from the cache: tensors whose bytes go into their variables as they are by
-   * positional reads straight into the variables (the kernel copies out of the cache; no
-   * mapping is faulted in, and the file stays cached), the others converted out of the mapping
-   * ({@link #MAPPED}). The other files are read {@link #POSITIONAL}. The default.
+   * in it is read from the cache by positional reads (the kernel copies out of the cache; no
+   * mapping is faulted in, and the file stays cached): straight into the variables where no
+   * conversion is needed, through a small staging buffer per thread where one is; a quantized
+   * weight is dequantized out of the mapping. The other files are read {@link #POSITIONAL}.
+   * The default.
    */
   AUTO,
   /**
