@@ -256,9 +256,13 @@ public final class ChunkedCopy<T> {
       boolean cachedRead = options.readMode() == ReadMode.AUTO && assignment.slice().isEmpty()
           && tensor.file().isPresent() && !positional.contains(tensor.file().get()) && readsFromCache(assignment);
       if (cachedRead) {
+        // Chunks as out of the mapping; no blocks to drop whole.
         cachedReads.add(tensor.file().get());
+        long bytesPerElement = Math.max(1, Math.max(tensor.dtype().bits(), assignment.targetDType().bits()) / 8);
+        addChunks(chunks, assignment, pieces, Math.max(64, (CHUNK_BYTES / bytesPerElement) & -64L), Read.POSITIONAL);
+        continue;
       }
-      if (cachedRead || tensor.file().map(positional::contains).orElse(false)) {
+      if (tensor.file().map(positional::contains).orElse(false)) {
         if (assignment.slice().isPresent()) {
           long bytesPerElement = Math.max(1, tensor.dtype().bits() / 8);
           addChunks(chunks, assignment, pieces, Math.max(64, (PositionalReads.CHUNK_BYTES / bytesPerElement) & -64L),
@@ -481,7 +485,7 @@ public final class ChunkedCopy<T> {
   private boolean readsFromCache(Assignment<T> assignment) {
     TensorView tensor = assignment.tensor();
     return assignment.dequantized().isEmpty() && !tensor.isRemote() && tensor.segment().isMapped()
-        && tensor.byteSize() > 0;
+        && tensor.byteSize() > 0 && tensor.segment().scope().isAlive();
   }
 
   /**

@@ -85,7 +85,9 @@ final class PositionalReads implements AutoCloseable {
     for (SafeTensors file : opened) {
       files.put(file.path(), file);
     }
-    stages = new StagingBuffers(readers, CHUNK_BYTES + 64 + 2 * MAX_ALIGNMENT, MAX_ALIGNMENT);
+    // A cached file's chunks are the mapping's (ChunkedCopy.CHUNK_BYTES of the wider dtype).
+    long largest = cached.isEmpty() ? CHUNK_BYTES : Math.max(CHUNK_BYTES, ChunkedCopy.CHUNK_BYTES);
+    stages = new StagingBuffers(readers, largest + 64 + 2 * MAX_ALIGNMENT, MAX_ALIGNMENT);
   }
 
   /**
@@ -103,6 +105,10 @@ final class PositionalReads implements AutoCloseable {
   long read(TensorView tensor, List<Pieces.ByteRange> ranges, boolean tiling,
       IntFunction<Optional<MemorySegment>> destinations, Pieces.RangeUse use) {
     Path path = tensor.file().orElseThrow();
+    if (!tensor.segment().scope().isAlive()) {
+      // The checkpoint was closed: its file is not read on behind its back.
+      throw new IllegalStateException(path + ": the checkpoint is closed");
+    }
     SafeTensors file = files.get(path);
     long base = file.dataOffset() + tensor.dataOffsets()[0];
     long bytesRead = 0;
