@@ -133,6 +133,7 @@ public final class LlamaModel implements AutoCloseable {
   private final LlamaConfig config;
   private final Checkpoint checkpoint;
   private final VarStore store;
+  private final java.util.concurrent.locks.ReentrantReadWriteLock access = new java.util.concurrent.locks.ReentrantReadWriteLock();
   private final ThreadTeam team;
   private final LoadReport report;
   private final double loadSeconds;
@@ -368,14 +369,27 @@ public final class LlamaModel implements AutoCloseable {
     if (closed) {
       return;
     }
-    synchronized (team) {
+    access.writeLock().lock();
+    try {
       closed = true;
       team.close();
       store.close();
       if (checkpoint != null) {
         checkpoint.close();
       }
+    } finally {
+      access.writeLock().unlock();
     }
+  }
+
+  /**
+   * The lock a session's forward pass holds: shared where the model runs on the caller's
+   * thread alone ({@link Options#threads()} 1), so that sessions on different threads run at
+   * once (each has its own buffers; the weights are read-only); exclusive where the model has
+   * a team of threads, which runs one pass at a time. {@link #close()} takes it exclusively.
+   */
+  java.util.concurrent.locks.Lock passLock() {
+    return team.size() == 1 ? access.readLock() : access.writeLock();
   }
 
   /**

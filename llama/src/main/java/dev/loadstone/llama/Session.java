@@ -16,8 +16,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * logits = session.forward(new int[] {next}, prompt.length);   // one decode step
  * }</pre>
  *
- * <p>A session runs on its model's threads; one session of a model runs at a time (calls are
- * serialized). Not for use after the model is closed.
+ * <p>A session runs on its model's threads. On a model of several threads one session runs at
+ * a time (calls are serialized); on a model of one thread ({@code Options.withThreads(1)}),
+ * sessions on different threads run at once, each on its own thread (a server's or a Spark
+ * executor's tasks sharing one model). One session is used by one thread at a time. Not for
+ * use after the model is closed.
  */
 public final class Session {
   /** The most tokens one batched pass takes; longer inputs run in several passes. */
@@ -162,7 +165,9 @@ public final class Session {
         throw new IllegalArgumentException("token " + token + " is outside the vocabulary [0, " + config.vocabSize() + ")");
       }
     }
-    synchronized (team) {
+    java.util.concurrent.locks.Lock lock = model.passLock();
+    lock.lock();
+    try {
       model.requireOpen();
       try {
         for (int start = 0; start < tokens.length; start += batch) {
@@ -174,6 +179,8 @@ public final class Session {
       }
       length = position + tokens.length;
       return logits;
+    } finally {
+      lock.unlock();
     }
   }
 

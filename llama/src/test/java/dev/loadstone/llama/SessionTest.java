@@ -29,6 +29,84 @@ class SessionTest {
     }
   }
 
+  /** On a model of one thread, sessions on several threads run at once, each as it would alone. */
+  @Test
+  void sessionsOfASingleThreadModelRunAtOnceOnTheirOwnThreads() throws Exception {
+    int[][] prompts = {{1, 5, 9, 14}, {3, 77, 2}, {40, 41, 8, 8, 2}, {7}};
+    int steps = 24;
+    try (LlamaModel model = LlamaModel.load(MODEL, LlamaModel.Options.defaults().withThreads(1))) {
+      int[][] alone = new int[prompts.length][];
+      for (int p = 0; p < prompts.length; p++) {
+        alone[p] = greedy(model, prompts[p], steps);
+      }
+      int[][] together = new int[prompts.length][];
+      java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(prompts.length);
+      Thread[] threads = new Thread[prompts.length];
+      Throwable[] failures = new Throwable[prompts.length];
+      for (int p = 0; p < prompts.length; p++) {
+        int index = p;
+        threads[p] = new Thread(() -> {
+          try {
+            start.await();
+            together[index] = greedy(model, prompts[index], steps);
+          } catch (Throwable t) {
+            failures[index] = t;
+          }
+        });
+        threads[p].start();
+      }
+      for (Thread thread : threads) {
+        thread.join();
+      }
+      for (int p = 0; p < prompts.length; p++) {
+        if (failures[p] != null) {
+          throw new AssertionError("session " + p, failures[p]);
+        }
+        assertEquals(Arrays.toString(alone[p]), Arrays.toString(together[p]), "session " + p);
+      }
+      // The passes do not wait for each other: another thread takes the pass lock while one holds it.
+      java.util.concurrent.locks.Lock held = model.passLock();
+      held.lock();
+      try {
+        java.util.concurrent.FutureTask<Boolean> other = new java.util.concurrent.FutureTask<>(() -> {
+          java.util.concurrent.locks.Lock lock = model.passLock();
+          boolean taken = lock.tryLock();
+          if (taken) {
+            lock.unlock();
+          }
+          return taken;
+        });
+        new Thread(other).start();
+        org.junit.jupiter.api.Assertions.assertTrue(other.get(), "a second pass runs beside the first");
+      } finally {
+        held.unlock();
+      }
+    }
+    try (LlamaModel model = LlamaModel.load(MODEL, LlamaModel.Options.defaults().withThreads(2))) {
+      java.util.concurrent.locks.Lock held = model.passLock();
+      held.lock();
+      try {
+        java.util.concurrent.FutureTask<Boolean> other = new java.util.concurrent.FutureTask<>(() -> model.passLock().tryLock());
+        new Thread(other).start();
+        org.junit.jupiter.api.Assertions.assertFalse(other.get(), "a team of threads runs one pass at a time");
+      } finally {
+        held.unlock();
+      }
+    }
+  }
+
+  /** Greedy tokens after {@code prompt}. */
+  private static int[] greedy(LlamaModel model, int[] prompt, int steps) {
+    Session session = model.newSession(prompt.length + steps);
+    int[] out = new int[steps];
+    float[] logits = session.forward(prompt, 0);
+    for (int i = 0; i < steps; i++) {
+      out[i] = Sampler.argmax(logits);
+      logits = session.forward(new int[] {out[i]}, prompt.length + i);
+    }
+    return out;
+  }
+
   @Test
   void goingBackOverwritesTheCache() throws Exception {
     try (LlamaModel model = LlamaModel.load(MODEL, LlamaModel.Options.defaults())) {

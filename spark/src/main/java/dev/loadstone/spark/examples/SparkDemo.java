@@ -23,7 +23,7 @@ import org.apache.spark.sql.SparkSession;
  * <pre>
  * spark-demo generate [--model DIR] [--master local[2]] [--partitions 16] [--prompts 32] [--tokens 24]
  * spark-demo ranks    [--model DIR] [--world 2]
- * spark-demo bench    [--model DIR] [--partitions 64] [--prompts 128] [--tokens 48] [--rounds 3] [--threads 2]
+ * spark-demo bench    [--model DIR] [--partitions 64] [--prompts 128] [--tokens 48] [--rounds 3] [--threads 2] [--task-threads 1]
  * </pre>
  *
  * <p>{@code generate} runs batch generation with the fortune model; {@code ranks} runs the
@@ -43,7 +43,7 @@ public final class SparkDemo {
   public static void main(String[] args) throws Exception {
     if (args.length == 0 || args[0].equals("help") || args[0].equals("--help")) {
       System.out.println("usage: spark-demo generate|ranks|bench [--model DIR] [--master M] [--partitions N]"
-          + " [--prompts N] [--tokens N] [--world N] [--rounds N] [--threads N]");
+          + " [--prompts N] [--tokens N] [--world N] [--rounds N] [--threads N] [--task-threads N]");
       return;
     }
     Map<String, String> options = options(args);
@@ -56,7 +56,8 @@ public final class SparkDemo {
       case "generate" -> generate(model, options);
       case "ranks" -> ranks(model, options);
       case "bench" -> SparkBenchmark.run(model, integer(options, "--partitions", 64), integer(options, "--prompts", 128),
-          integer(options, "--tokens", 48), integer(options, "--rounds", 3), integer(options, "--threads", 2));
+          integer(options, "--tokens", 48), integer(options, "--rounds", 3), integer(options, "--threads", 2),
+          integer(options, "--task-threads", 1));
       default -> throw new IllegalArgumentException("unknown command '" + args[0] + "': generate, ranks or bench");
     }
   }
