@@ -67,7 +67,8 @@ public final class SparkDemo {
     int count = integer(options, "--prompts", 32);
     int tokens = integer(options, "--tokens", 24);
     String master = options.getOrDefault("--master", "local[2]");
-    ModelManifest manifest = ModelManifest.of(model).withThreads(integer(options, "--threads", 2));
+    // One model thread per task: the executor's task slots run their passes side by side.
+    ModelManifest manifest = ModelManifest.of(model).withThreads(integer(options, "--threads", 1));
     try (SparkSession spark = session(master)) {
       List<String> prompts = prompts(count);
       long start = System.nanoTime();
