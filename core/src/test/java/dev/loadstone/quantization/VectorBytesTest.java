@@ -14,6 +14,11 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class VectorBytesTest {
 
+  /** Whether this JVM's vectors take 8-bit values whole: float vectors of 8 lanes or more (256 bits and up). */
+  private static boolean wholeVectors() {
+    return jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() >= 8;
+  }
+
   private static boolean special(DType dtype, int bits) {
     int magnitude = bits & 0x7F;
     return dtype == DType.F8_E4M3 ? magnitude == 0x7F : dtype == DType.F8_E5M2 && magnitude >= 0x7C;
@@ -39,6 +44,10 @@ class VectorBytesTest {
     }
     float[] into = new float[count];
     int done = VectorBytes.decode(dtype, stored, into, count);
+    if (!wholeVectors()) {
+      assertEquals(0, done, "a vector shape the kernel does not take leaves everything to the table");
+      return;
+    }
     assertTrue(done > count - 64 && done <= count, "whole vectors decoded: " + done + " of " + count);
     for (int i = 0; i < done; i++) {
       assertEquals(expected(dtype, stored[i] & 0xFF), into[i], 0.0,
@@ -56,6 +65,6 @@ class VectorBytesTest {
     float[] into = new float[256];
     int done = VectorBytes.decode(dtype, stored, into, 256);
     assertTrue(done <= 100, "stopped before the NaN's vector: " + done);
-    assertTrue(done > 100 - 64, "decoded the vectors before it: " + done);
+    assertTrue(done > 100 - 64 || !wholeVectors(), "decoded the vectors before it: " + done);
   }
 }

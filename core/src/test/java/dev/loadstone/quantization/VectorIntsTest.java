@@ -29,6 +29,10 @@ class VectorIntsTest {
     }
     int[] into = new int[count];
     int done = VectorInts.unpack(words, first, stride, bits, into, count);
+    if (jdk.incubator.vector.IntVector.SPECIES_PREFERRED.length() % perWord != 0) {
+      assertEquals(0, done, "a vector that does not hold whole words leaves everything to the caller");
+      return;
+    }
     assertTrue(done > count - 64 && done <= count, "whole vectors unpacked: " + done + " of " + count);
     for (int c = 0; c < done; c++) {
       int expected = (words[first + (c / perWord) * stride] >>> (bits * (c % perWord))) & ((1 << bits) - 1);
