@@ -2,7 +2,6 @@ package dev.loadstone.checkpoint;
 
 import dev.loadstone.engine.Parallel;
 import dev.loadstone.internal.RemoteReads;
-import dev.loadstone.internal.Posix;
 import dev.loadstone.internal.RemoteFile;
 import dev.loadstone.internal.Sha256;
 import dev.loadstone.internal.UrlPath;
@@ -12,7 +11,6 @@ import dev.loadstone.safetensors.SafeTensors;
 import dev.loadstone.safetensors.SafeTensorsException.Reason;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -47,8 +45,8 @@ import java.util.function.UnaryOperator;
 public final class FileHashes {
   private FileHashes() {}
 
-  /** The bytes a local file is read in at a time (paged in with one call). */
-  private static final long LOCAL_STEP = 8L << 20;
+  /** Bytes per read of a local file: a heap buffer inside the core's L2 cache. */
+  private static final int READ_BYTES = 256 << 10;
 
   /**
    * One file's hash.
@@ -166,27 +164,32 @@ public final class FileHashes {
     return new FileHash(file, name, sha, other, other.isPresent() ? otherFrom : "");
   }
 
-  /** The SHA-256 of a local file, read through a mapping a few megabytes at a time. */
+  /**
+   * The SHA-256 of a local file, read with positional reads into one heap buffer (inside the
+   * core's L2 cache) and hashed from there. No mapping: the kernel copies out of the page cache,
+   * and threads hashing files side by side do not contend on mapping the pages in and out
+   * (measured on the README's machine, 2 threads: 1.33 GB/s per thread through a mapping, below
+   * the JDK's 1.5-1.7 on a heap array).
+   */
   static String hashLocal(Path file) throws IOException {
     Sha256 sha = new Sha256();
-    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
       long size = channel.size();
-      if (size > 0) {
-        MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-        // 2 MiB pages where the page cache holds 2 MiB folios: fewer page-table entries to map in.
-        Posix.madvise(mapping, Posix.MADV_HUGEPAGE);
-        for (long done = 0; done < size; done += LOCAL_STEP) {
-          MemorySegment step = mapping.asSlice(done, Math.min(LOCAL_STEP, size - done));
-          Posix.madvise(step, Posix.MADV_POPULATE_READ);
-          sha.update(step);
-          Posix.madvise(step, Posix.MADV_DONTNEED);
+      byte[] buffer = new byte[READ_BYTES];
+      java.nio.ByteBuffer view = java.nio.ByteBuffer.wrap(buffer);
+      for (long done = 0; done < size; ) {
+        view.clear().limit((int) Math.min(READ_BYTES, size - done));
+        int n = channel.read(view, done);
+        if (n < 0) {
+          throw new IOException(file + ": ends at byte " + done + " of the " + size + " it had when opened"
+              + " (truncated while it was hashed)");
         }
+        sha.update(buffer, 0, n);
+        done += n;
       }
     } catch (IOException e) {
       throw e.getMessage() != null && e.getMessage().contains(file.toString()) ? e
           : new IOException(file + ": cannot be read to hash it: " + e.getMessage(), e);
-    } catch (InternalError e) {
-      throw new IOException(file + ": a fault while reading it (truncated while hashed?): " + e.getMessage(), e);
     }
     return sha.finish();
   }
