@@ -616,13 +616,9 @@ public final class ChunkedCopy<T> {
     long rows = weight.shape()[0];
     long firstRow = chunk.first() / columns;
     long rowCount = chunk.count() / columns;
-    TensorView packed = weight.tensors().getFirst();
-    if (packed.segment().isMapped() && packed.rank() == 2 && packed.dim(0) == rows && packed.dtype().bits() % 8 == 0) {
-      // Stored a row per output row (FP8, 8-bit, compressed-tensors' packed words): the chunk's
-      // rows are one range, mapped in with one call rather than fault by fault.
-      long rowBytes = packed.dtype().byteSize(packed.dim(1));
-      Posix.madvise(packed.segment().asSlice(firstRow * rowBytes, rowCount * rowBytes), Posix.MADV_POPULATE_READ);
-    }
+    // Rows stored one range: mapped in with one call rather than fault by fault.
+    weight.storedRows(firstRow, rowCount).filter(MemorySegment::isMapped)
+        .ifPresent(stored -> Posix.madvise(stored, Posix.MADV_POPULATE_READ));
     weight.dequantize(firstRow, rowCount, destination, 0, assignment.targetDType());
     long stored = weight.storedByteSize();
     return share(stored, firstRow + rowCount, rows) - share(stored, firstRow, rows);

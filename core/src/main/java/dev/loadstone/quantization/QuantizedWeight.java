@@ -89,6 +89,21 @@ public final class QuantizedWeight {
     return tensors;
   }
 
+  /**
+   * The packed tensor's bytes that hold output rows {@code [firstRow, firstRow + rowCount)},
+   * where it is stored a row per output row in whole bytes (FP8, 8-bit, compressed-tensors'
+   * packed words): one range a caller can map in before {@link #dequantize}. Empty for layouts
+   * whose rows are spread over the tensor (GPTQ's and AWQ's packing along another dimension).
+   */
+  public Optional<MemorySegment> storedRows(long firstRow, long rowCount) {
+    TensorView packed = tensors.getFirst();
+    if (packed.rank() != 2 || packed.dim(0) != shape[0] || packed.dtype().bits() % 8 != 0) {
+      return Optional.empty();
+    }
+    long rowBytes = packed.dtype().byteSize(packed.dim(1));
+    return Optional.of(packed.segment().asSlice(firstRow * rowBytes, rowCount * rowBytes));
+  }
+
   /** The bytes of all of its stored tensors. */
   public long storedByteSize() {
     long total = 0;
