@@ -49,8 +49,10 @@ import java.util.function.UnaryOperator;
  *       ({@code MADV_DONTNEED}), so resident memory holds one copy of the weights, not two;
  *   <li>a quantized weight ({@link Assignment#dequantized()}) is computed a chunk of rows at a
  *       time straight into the destination the backend names ({@link #destinations}), reading
- *       its stored tensors through the mapping (no page advice: a chunk of rows reads a strided
- *       part of a GPTQ or AWQ weight);
+ *       its stored tensors through the mapping; where the packed tensor holds the chunk's rows
+ *       as one range ({@link QuantizedWeight#storedRows}: FP8, 8-bit, compressed-tensors' packed
+ *       words) that range is mapped in first ({@code MADV_POPULATE_READ}), where it does not (a
+ *       chunk of rows reads a strided part of a GPTQ or AWQ weight) it is faulted in;
  *   <li>a target that receives a slice of its tensor ({@link Assignment#slice()}: one rank's
  *       share, {@code LoadOptions.partition()}) is chunked in its own elements, each chunk read
  *       as the source pieces it covers ({@link Pieces}: one range for a dimension-0 slice, row
