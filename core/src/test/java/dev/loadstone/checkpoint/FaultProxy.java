@@ -93,7 +93,7 @@ final class FaultProxy implements AutoCloseable {
     return requests;
   }
 
-  /** The body bytes sent to clients so far. */
+  /** The body bytes sent to clients so far (each piece counted as it is handed to the socket). */
   long bodyBytesSent() {
     return bodyBytesSent.get();
   }
@@ -216,9 +216,11 @@ final class FaultProxy implements AutoCloseable {
     long sent = 0;
     int n;
     while (sent < limit && (n = body.read(buffer, 0, (int) Math.min(buffer.length, limit - sent))) > 0) {
+      // Counted before the write: a client that has the bytes (and a test that then asks) never
+      // finds the count behind.
+      bodyBytesSent.addAndGet(n);
       out.write(buffer, 0, n);
       sent += n;
-      bodyBytesSent.addAndGet(n);
     }
     out.flush();
     if (fault != null && fault.fault() == Fault.RESET) {

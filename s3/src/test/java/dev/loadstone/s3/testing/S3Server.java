@@ -153,10 +153,11 @@ public final class S3Server implements AutoCloseable {
             return;
           }
         }
-        out.write(buffer, 0, n);
+        // Counted before the write: a client that has the bytes never finds the count behind.
         if (counter != null) {
           counter.addAndGet(n);
         }
+        out.write(buffer, 0, n);
       }
     } catch (IOException e) {
       // the other side closed
