@@ -51,8 +51,10 @@ import java.util.function.UnaryOperator;
  *       time straight into the destination the backend names ({@link #destinations}), reading
  *       its stored tensors through the mapping; where the packed tensor holds the chunk's rows
  *       as one range ({@link QuantizedWeight#storedRows}: FP8, 8-bit, compressed-tensors' packed
- *       words) that range is mapped in first ({@code MADV_POPULATE_READ}), where it does not (a
- *       chunk of rows reads a strided part of a GPTQ or AWQ weight) it is faulted in;
+ *       words) that range is mapped in first ({@code MADV_POPULATE_READ}) and, with
+ *       {@link LoadOptions#releaseMappedPages()}, dropped from the process after it; where it
+ *       does not (a chunk of rows reads a strided part of a GPTQ or AWQ weight) it is faulted in
+ *       and stays mapped until the checkpoint is closed;
  *   <li>a target that receives a slice of its tensor ({@link Assignment#slice()}: one rank's
  *       share, {@code LoadOptions.partition()}) is chunked in its own elements, each chunk read
  *       as the source pieces it covers ({@link Pieces}: one range for a dimension-0 slice, row
@@ -618,10 +620,14 @@ public final class ChunkedCopy<T> {
     long rows = weight.shape()[0];
     long firstRow = chunk.first() / columns;
     long rowCount = chunk.count() / columns;
-    // Rows stored one range: mapped in with one call rather than fault by fault.
-    weight.storedRows(firstRow, rowCount).filter(MemorySegment::isMapped)
-        .ifPresent(stored -> Posix.madvise(stored, Posix.MADV_POPULATE_READ));
+    // Rows stored one range: mapped in with one call rather than fault by fault, and dropped
+    // from the process once computed, as a plain copy's pages are.
+    Optional<MemorySegment> storedRows = weight.storedRows(firstRow, rowCount).filter(MemorySegment::isMapped);
+    storedRows.ifPresent(stored -> Posix.madvise(stored, Posix.MADV_POPULATE_READ));
     weight.dequantize(firstRow, rowCount, destination, 0, assignment.targetDType());
+    if (options.releaseMappedPages()) {
+      storedRows.ifPresent(stored -> Posix.madvise(stored, Posix.MADV_DONTNEED));
+    }
     long stored = weight.storedByteSize();
     return share(stored, firstRow + rowCount, rows) - share(stored, firstRow, rows);
   }
