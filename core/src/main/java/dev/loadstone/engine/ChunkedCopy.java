@@ -566,7 +566,7 @@ public final class ChunkedCopy<T> {
       }
       long bytes = 0;
       List<Pieces.Piece> pieces = chunk.pieces().within(chunk.first(), chunk.count());
-      boolean mapped = tensor.segment().isMapped() && tensor.segment().isReadOnly();
+      boolean mapped = isFileMapping(tensor.segment());
       for (Pieces.Piece piece : pieces) {
         MemorySegment source = tensor.segment().asSlice(tensor.dtype().byteSize(piece.source()),
             tensor.dtype().byteSize(piece.count()));
@@ -622,7 +622,7 @@ public final class ChunkedCopy<T> {
     long rowCount = chunk.count() / columns;
     // Rows stored one range: mapped in with one call rather than fault by fault, and dropped
     // from the process once computed, as a plain copy's pages are.
-    Optional<MemorySegment> storedRows = weight.storedRows(firstRow, rowCount).filter(MemorySegment::isMapped);
+    Optional<MemorySegment> storedRows = weight.storedRows(firstRow, rowCount).filter(ChunkedCopy::isFileMapping);
     storedRows.ifPresent(stored -> Posix.madvise(stored, Posix.MADV_POPULATE_READ));
     weight.dequantize(firstRow, rowCount, destination, 0, assignment.targetDType());
     if (options.releaseMappedPages()) {
@@ -630,6 +630,14 @@ public final class ChunkedCopy<T> {
     }
     long stored = weight.storedByteSize();
     return share(stored, firstRow + rowCount, rows) - share(stored, firstRow, rows);
+  }
+
+  /**
+   * Whether {@code segment} is a checkpoint's read-only file mapping, whose pages may be mapped
+   * in and dropped from the process without changing what it reads.
+   */
+  private static boolean isFileMapping(MemorySegment segment) {
+    return segment.isMapped() && segment.isReadOnly();
   }
 
   /** About {@code total * part / whole}, exactly {@code total} for the whole. */
